@@ -1,0 +1,11 @@
+"""Async engines for authcore: creation with safe defaults, schema, and clean disposal.
+
+Public API: :func:`create_engine`, :func:`create_schema`, :func:`dispose_engine`,
+:func:`managed_engine` and :data:`metadata`.
+"""
+
+from authcore.db._engine import create_engine
+from authcore.db._lifecycle import create_schema, dispose_engine, managed_engine
+from authcore.db._schema import metadata
+
+__all__ = ["create_engine", "create_schema", "dispose_engine", "managed_engine", "metadata"]

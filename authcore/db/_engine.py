@@ -1,0 +1,129 @@
+"""Engine construction: sensible, safe defaults per backend."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import uuid
+import weakref
+from contextlib import AbstractAsyncContextManager
+from typing import Any, cast
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+__all__ = ["DEFAULT_URL", "create_engine", "serial_writes"]
+
+DEFAULT_URL = "sqlite+aiosqlite:///authcore.db"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+ASYNCPG_CONNECT_TIMEOUT = 10.0
+# SQLite file engines -> their writer lock per event loop.
+_SERIAL_WRITES: weakref.WeakKeyDictionary[
+    Engine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+
+
+def _is_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or "mode=memory" in str(url.query.get("mode", ""))
+
+
+def _memory_url(url: URL) -> tuple[URL, str]:
+    """Rewrite an in-memory URL to a named database of SQLite's ``memdb`` VFS.
+
+    Every connection that opens the same ``memdb`` name shares one database,
+    and it uses ordinary SQLite locking, so the engine's pool works as it does
+    for a file (plain ``:memory:`` gives each connection a database of its own).
+    """
+    name = f"/authcore-{uuid.uuid4().hex}"
+    return url.set(database=f"file:{name}?vfs=memdb", query={"uri": "true"}), name
+
+
+def _install_sqlite_pragmas(engine: AsyncEngine, *, wal: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The sqlite3 driver opens a transaction right before the first
+        # INSERT/UPDATE/DELETE, inside that same call; "IMMEDIATE" makes it take
+        # the write lock up front (waiting on the busy timeout), so a write
+        # transaction never fails half-way with "database is locked". Plain
+        # reads run without a transaction and never block writers (WAL).
+        dbapi_connection.isolation_level = "IMMEDIATE"
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if wal:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    if wal:  # one writer at a time per file; the in-memory pool of one does this already
+        _SERIAL_WRITES[engine.sync_engine] = weakref.WeakKeyDictionary()
+
+
+def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
+    """Create an :class:`~sqlalchemy.ext.asyncio.AsyncEngine` with authcore's defaults.
+
+    Guaranteed, per backend (explicit ``kwargs`` win over these defaults):
+
+    * **SQLite file** (``sqlite+aiosqlite:///path.db``): WAL journal, a 10 s busy
+      timeout, foreign keys on, ``synchronous=NORMAL``; write transactions
+      start with ``BEGIN IMMEDIATE`` (issued by the driver before the first
+      write), so concurrent writers wait for each other instead of failing
+      with "database is locked"; plain reads take no lock.
+    * **SQLite in memory** (``sqlite+aiosqlite://`` or ``:memory:``): one
+      database shared by every connection of this engine, kept alive for the
+      engine's lifetime, so it survives :func:`dispose_engine`; a pool of one
+      connection, which serves thousands of concurrent tasks in turn.
+    * **Server databases** (e.g. ``postgresql+asyncpg://``): ``pool_pre_ping``
+      so connections killed by the server are replaced transparently, and a
+      10 s connect timeout for asyncpg.
+
+    Dispose the engine with :func:`dispose_engine` (or use :func:`managed_engine`).
+
+    Example:
+        >>> engine = create_engine("sqlite+aiosqlite:///app.db")  # doctest: +SKIP
+    """
+    parsed = make_url(url)
+    keeper: sqlite3.Connection | None = None
+    if parsed.get_backend_name() == "sqlite":
+        memory = _is_memory(parsed)
+        if memory:
+            parsed, name = _memory_url(parsed)
+            # Holds the shared database open while the pool has no connection.
+            keeper = sqlite3.connect(f"file:{name}?vfs=memdb", uri=True, check_same_thread=False)
+            kwargs.setdefault("pool_size", 1)
+            kwargs.setdefault("max_overflow", 0)
+        engine = create_async_engine(parsed, **kwargs)
+        _install_sqlite_pragmas(engine, wal=not memory)
+        if keeper is not None:
+            weakref.finalize(engine.sync_engine, keeper.close)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    if parsed.get_driver_name() == "asyncpg":
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", ASYNCPG_CONNECT_TIMEOUT)
+        kwargs["connect_args"] = connect_args
+    return create_async_engine(parsed, **kwargs)
+
+
+def serial_writes(engine: AsyncEngine) -> AbstractAsyncContextManager[object]:
+    """A lock that queues this process's SQLite writers on the event loop.
+
+    SQLite has one writer at a time; waiters inside SQLite poll with sleeps
+    of 1 ms and more, which wastes most of the time under contention.
+    Queueing in-process writers on an :class:`asyncio.Lock` instead keeps
+    throughput up; other processes still wait on the busy timeout. One lock
+    per engine and event loop; on other backends this does nothing.
+    """
+    locks = _SERIAL_WRITES.get(engine.sync_engine)
+    if locks is None:
+        return contextlib.nullcontext()
+    loop = asyncio.get_running_loop()
+    lock = locks.get(loop)
+    if lock is None:
+        lock = locks[loop] = asyncio.Lock()
+    return cast(AbstractAsyncContextManager[object], lock)

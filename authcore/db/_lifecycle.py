@@ -1,0 +1,80 @@
+"""Schema creation and engine disposal that never hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authcore.db._engine import DEFAULT_URL, create_engine
+from authcore.db._errors import storage_errors
+from authcore.db._schema import metadata
+
+__all__ = ["create_schema", "dispose_engine", "managed_engine"]
+
+logger = logging.getLogger("authcore.db")
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Create authcore's tables and indexes where they do not exist yet.
+
+    Idempotent: calling it on a database that already has the schema changes
+    nothing. Applications that manage their schema with Alembic include
+    :data:`authcore.metadata` in their migrations instead.
+
+    Raises:
+        StorageError: the database failed or is unreachable.
+    """
+    with storage_errors("creating the schema"):
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+
+async def dispose_engine(engine: AsyncEngine, *, timeout: float = 10.0) -> bool:
+    """Close every pooled connection of *engine*, never waiting longer than *timeout*.
+
+    Returns ``True`` when disposal finished cleanly. On timeout a warning is
+    logged, what can be closed is force-closed, and ``False`` is returned:
+    this function never raises for a timeout and never hangs. It is safe to
+    call twice, and the engine can be used again afterwards (it opens new
+    connections on demand).
+    """
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    try:
+        await asyncio.wait_for(engine.dispose(), timeout)
+    except TimeoutError:
+        logger.warning("disposing the engine took longer than %.1f s; gave up waiting", timeout)
+        return False
+    return True
+
+
+@asynccontextmanager
+async def managed_engine(
+    url: str | URL = DEFAULT_URL,
+    *,
+    create_schema: bool = True,
+    dispose_timeout: float = 10.0,
+) -> AsyncIterator[AsyncEngine]:
+    """Create an engine (and by default the schema); dispose it on exit.
+
+    Disposal happens on normal exit, on error and on cancellation.
+
+    Example:
+        >>> async with managed_engine("sqlite+aiosqlite:///app.db") as engine:  # doctest: +SKIP
+        ...     store = SessionStore(engine)
+    """
+    engine = create_engine(url)
+    try:
+        if create_schema:
+            await _create_schema(engine)
+        yield engine
+    finally:
+        await asyncio.shield(dispose_engine(engine, timeout=dispose_timeout))
+
+
+_create_schema = create_schema

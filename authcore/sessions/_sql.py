@@ -1,0 +1,335 @@
+"""``SessionStore``: sessions persisted through async SQLAlchemy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from authcore._time import Clock
+from authcore.db._engine import serial_writes
+from authcore.db._errors import storage_errors
+from authcore.db._schema import sessions_table as t
+from authcore.errors import InvalidTokenError, MalformedTokenError
+from authcore.sessions._model import (
+    AuthSession,
+    BaseSessionStore,
+    Reason,
+    Status,
+    check_session_id,
+    decode_data,
+    error_for,
+)
+from authcore.tokens import UserId, hash_token, normalize_user_id, parse_token
+
+__all__ = ["SessionStore"]
+
+PURGE_BATCH = 1000
+
+_PUBLIC_COLUMNS = (
+    t.c.id,
+    t.c.user_id,
+    t.c.created_at,
+    t.c.last_seen_at,
+    t.c.expires_at,
+    t.c.data,
+    t.c.ip,
+    t.c.user_agent,
+)
+_STATE_COLUMNS = (t.c.family_id, t.c.revoked_at, t.c.revoke_reason)
+_BY_DIGEST = select(*_PUBLIC_COLUMNS, *_STATE_COLUMNS).where(t.c.token_hash == bindparam("digest"))
+_BY_ID = select(*_PUBLIC_COLUMNS, *_STATE_COLUMNS).where(t.c.id == bindparam("sid"))
+
+
+def _to_session(row: Any, *, last_seen_at: datetime | None = None) -> AuthSession:
+    return AuthSession(
+        id=row.id,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        last_seen_at=last_seen_at or row.last_seen_at,
+        expires_at=row.expires_at,
+        data=decode_data(row.data),
+        ip=row.ip,
+        user_agent=row.user_agent,
+    )
+
+
+def _digest_of(token: object) -> str:
+    """Parse (raising ``MalformedTokenError``) and digest; no I/O happens before this."""
+    parse_token(token)
+    assert isinstance(token, str)
+    return hash_token(token)
+
+
+class SessionStore(BaseSessionStore):
+    """Sessions in a SQL database through an async SQLAlchemy engine.
+
+    Each token is looked up by its SHA-256 digest (a unique index); sessions are
+    indexed by user, by expiry and by rotation family. A validate costs one
+    indexed read and, at most once per ``touch_interval``, one small write.
+    Every write is a single transaction; on SQLite, transactions that read
+    before they write start with ``BEGIN IMMEDIATE``. Database failures raise
+    :class:`~authcore.errors.StorageError` with the driver's error chained.
+
+    Example:
+        >>> engine = create_engine("sqlite+aiosqlite:///app.db")  # doctest: +SKIP
+        >>> await create_schema(engine)  # doctest: +SKIP
+        >>> store = SessionStore(engine, idle_timeout=timedelta(hours=2))  # doctest: +SKIP
+        >>> token = await store.create_session("alice", ip="203.0.113.9")  # doctest: +SKIP
+        >>> (await store.validate(token)).user_id  # doctest: +SKIP
+        'alice'
+
+    Args:
+        engine: The engine to use (see :func:`authcore.create_engine`).
+        ttl: Absolute lifetime of new sessions.
+        idle_timeout: Expire sessions unused for this long; ``None`` disables it.
+        touch_interval: Refresh ``last_seen_at`` at most this often (shorter than
+            ``idle_timeout``).
+        token_bytes: Random bytes per token, 16 to 64.
+        clock: Zero-argument callable returning aware UTC time; the system clock by default.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        ttl: timedelta = timedelta(days=14),
+        idle_timeout: timedelta | None = None,
+        touch_interval: timedelta = timedelta(seconds=60),
+        token_bytes: int = 32,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError(f"engine must be an AsyncEngine, got {type(engine).__name__}")
+        super().__init__(
+            ttl=ttl,
+            idle_timeout=idle_timeout,
+            touch_interval=touch_interval,
+            token_bytes=token_bytes,
+            clock=clock,
+        )
+        self.engine = engine
+
+    def __repr__(self) -> str:
+        url = self.engine.url.render_as_string(hide_password=True)
+        return f"{super().__repr__()[:-1]}, engine={url!r})"
+
+    # -- SQL building blocks -------------------------------------------------
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; the writer lock is taken before a connection is."""
+        async with serial_writes(self.engine), self.engine.begin() as conn:
+            yield conn
+
+    def _active(self, now: datetime) -> ColumnElement[bool]:
+        clause = and_(t.c.revoked_at.is_(None), t.c.expires_at > now)
+        if self.idle_timeout is not None:
+            clause = and_(clause, t.c.last_seen_at > now - self.idle_timeout)
+        return clause
+
+    def _purgeable(self, now: datetime) -> ColumnElement[bool]:
+        revoked = and_(
+            t.c.revoked_at.is_not(None),
+            or_(t.c.revoke_reason.is_(None), t.c.revoke_reason != Reason.ROTATED.value),
+        )
+        clause = or_(t.c.expires_at <= now, revoked)
+        if self.idle_timeout is not None:
+            idle = and_(t.c.revoked_at.is_(None), t.c.last_seen_at <= now - self.idle_timeout)
+            clause = or_(clause, idle)
+        return clause
+
+    async def _touch(self, row: Any, now: datetime) -> datetime | None:
+        """Refresh ``last_seen_at`` if due; only ever moves it forward, never revives."""
+        if not self._needs_touch(row.last_seen_at, now):
+            return None
+        async with self._write() as conn:
+            await conn.execute(
+                update(t)
+                .where(t.c.id == row.id, t.c.revoked_at.is_(None), t.c.last_seen_at < now)
+                .values(last_seen_at=now)
+            )
+        return now
+
+    @staticmethod
+    async def _revoke_family(conn: AsyncConnection, family_id: str, now: datetime) -> None:
+        await conn.execute(
+            update(t)
+            .where(t.c.family_id == family_id, t.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoke_reason=Reason.REUSE.value)
+        )
+
+    # -- the contract ----------------------------------------------------------
+
+    async def create_session(
+        self,
+        user_id: UserId,
+        *,
+        ttl: timedelta | None = None,
+        data: Mapping[str, Any] | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> str:
+        new = self._new_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
+        with storage_errors("creating a session"):
+            async with self._write() as conn:
+                await conn.execute(insert(t).values(new.row()))
+        return new.token
+
+    async def validate(self, token: str) -> AuthSession:
+        digest = _digest_of(token)
+        now = self._now()
+        with storage_errors("validating a session"):
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(_BY_DIGEST, {"digest": digest})).first()
+            status = None if row is None else self._status(row, now)
+            if status is Status.ACTIVE:
+                return _to_session(row, last_seen_at=await self._touch(row, now))
+            if status is Status.REUSED:
+                async with self._write() as conn:
+                    await self._revoke_family(conn, row.family_id, now)  # type: ignore[union-attr]
+        raise error_for(status)
+
+    async def rotate(self, token: str) -> str:
+        digest = _digest_of(token)
+        status: Status | None = Status.ACTIVE
+        with storage_errors("rotating a session"):
+            async with self._write() as conn:
+                now = self._now()
+                # Claim the old token atomically: only one rotation of it can win.
+                claimed = (
+                    await conn.execute(
+                        update(t)
+                        .where(t.c.token_hash == digest, self._active(now))
+                        .values(revoked_at=now, revoke_reason=Reason.ROTATED.value)
+                        .returning(*_PUBLIC_COLUMNS, t.c.family_id)
+                    )
+                ).first()
+                if claimed is not None:
+                    new = self._new_session(
+                        claimed.user_id,
+                        ttl=None,
+                        data=decode_data(claimed.data),
+                        ip=claimed.ip,
+                        user_agent=claimed.user_agent,
+                        family_id=claimed.family_id,
+                    )
+                    await conn.execute(insert(t).values(new.row()))
+                    return new.token
+                row = (await conn.execute(_BY_DIGEST, {"digest": digest})).first()
+                status = None if row is None else self._status(row, now)
+                if status is Status.REUSED:
+                    await self._revoke_family(conn, row.family_id, now)  # type: ignore[union-attr]
+                elif status is Status.ACTIVE:  # pragma: no cover - claimed above
+                    raise InvalidTokenError("session changed during rotation; try again")
+        raise error_for(status)
+
+    async def revoke(self, token: str) -> bool:
+        try:
+            digest = _digest_of(token)
+        except MalformedTokenError:
+            return False
+        now = self._now()
+        with storage_errors("revoking a session"):
+            async with self._write() as conn:
+                result = await conn.execute(
+                    update(t)
+                    .where(t.c.token_hash == digest, self._active(now))
+                    .values(revoked_at=now, revoke_reason=Reason.LOGOUT.value)
+                )
+        return result.rowcount == 1
+
+    async def revoke_all(
+        self,
+        user_id: UserId,
+        *,
+        except_token: str | None = None,
+        except_session_id: str | None = None,
+    ) -> int:
+        uid = normalize_user_id(user_id)
+        now = self._now()
+        condition = and_(t.c.user_id == uid, self._active(now))
+        if except_token is not None:
+            condition = and_(condition, t.c.token_hash != _digest_of(except_token))
+        if except_session_id is not None:
+            if not isinstance(except_session_id, str):
+                raise TypeError("except_session_id must be a str")
+            condition = and_(condition, t.c.id != except_session_id)
+        with storage_errors("revoking sessions"):
+            async with self._write() as conn:
+                result = await conn.execute(
+                    update(t)
+                    .where(condition)
+                    .values(revoked_at=now, revoke_reason=Reason.REVOKE_ALL.value)
+                )
+        return result.rowcount
+
+    async def get_session_by_id(self, session_id: str) -> AuthSession | None:
+        sid = check_session_id(session_id)
+        if sid is None:
+            return None
+        now = self._now()
+        with storage_errors("reading a session"):
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(_BY_ID, {"sid": sid})).first()
+            if row is None or self._status(row, now) is not Status.ACTIVE:
+                return None
+            return _to_session(row, last_seen_at=await self._touch(row, now))
+
+    async def list_sessions(self, user_id: UserId) -> list[AuthSession]:
+        uid = normalize_user_id(user_id)
+        now = self._now()
+        query = (
+            select(*_PUBLIC_COLUMNS)
+            .where(t.c.user_id == uid, self._active(now))
+            .order_by(t.c.created_at.desc(), t.c.id.desc())
+        )
+        with storage_errors("listing sessions"):
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        return [_to_session(row) for row in rows]
+
+    async def revoke_session(self, user_id: UserId, session_id: str) -> bool:
+        uid = normalize_user_id(user_id)
+        sid = check_session_id(session_id)
+        if sid is None:
+            return False
+        now = self._now()
+        with storage_errors("revoking a session"):
+            async with self._write() as conn:
+                result = await conn.execute(
+                    update(t)
+                    .where(t.c.id == sid, t.c.user_id == uid, self._active(now))
+                    .values(revoked_at=now, revoke_reason=Reason.LOGOUT.value)
+                )
+        return result.rowcount == 1
+
+    async def purge_expired(self) -> int:
+        now = self._now()
+        condition = self._purgeable(now)
+        deleted, cursor = 0, ""
+        with storage_errors("purging sessions"):
+            while True:
+                async with self._write() as conn:
+                    ids = (
+                        (
+                            await conn.execute(
+                                select(t.c.id)
+                                .where(t.c.id > cursor, condition)
+                                .order_by(t.c.id)
+                                .limit(PURGE_BATCH)
+                            )
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    if ids:
+                        await conn.execute(delete(t).where(t.c.id.in_(ids)))
+                deleted += len(ids)
+                if len(ids) < PURGE_BATCH:
+                    return deleted
+                cursor = ids[-1]

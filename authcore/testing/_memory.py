@@ -1,0 +1,250 @@
+"""``InMemorySessionStore``: the session contract with no database, for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from authcore._time import Clock
+from authcore.errors import MalformedTokenError
+from authcore.sessions._model import (
+    AuthSession,
+    BaseSessionStore,
+    NewSession,
+    Reason,
+    Status,
+    check_session_id,
+    decode_data,
+    error_for,
+    is_purgeable,
+)
+from authcore.tokens import UserId, hash_token, normalize_user_id, parse_token
+
+__all__ = ["InMemorySessionStore"]
+
+
+@dataclass(slots=True)
+class _Record:
+    id: str
+    token_hash: str
+    family_id: str
+    user_id: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    revoke_reason: str | None
+    data: str
+    ip: str | None
+    user_agent: str | None
+
+    @classmethod
+    def from_new(cls, new: NewSession) -> _Record:
+        return cls(**new.row())
+
+    def public(self) -> AuthSession:
+        return AuthSession(
+            id=self.id,
+            user_id=self.user_id,
+            created_at=self.created_at,
+            last_seen_at=self.last_seen_at,
+            expires_at=self.expires_at,
+            data=decode_data(self.data),
+            ip=self.ip,
+            user_agent=self.user_agent,
+        )
+
+
+def _digest_of(token: object) -> str:
+    parse_token(token)
+    assert isinstance(token, str)
+    return hash_token(token)
+
+
+class InMemorySessionStore(BaseSessionStore):
+    """The same methods, defaults, errors and guarantees as ``SessionStore``, in a dict.
+
+    For tests of code that uses a session store: no engine, no schema, no
+    disposal. It runs the same rules as the SQL store (both are checked by
+    one contract test suite), including rotation families, reuse detection,
+    idle timeouts and purge. State lives in this object only; each operation
+    completes without yielding to the event loop, so it is atomic.
+
+    Example:
+        >>> clock = FakeClock()
+        >>> store = InMemorySessionStore(clock=clock, idle_timeout=timedelta(minutes=30))
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: timedelta = timedelta(days=14),
+        idle_timeout: timedelta | None = None,
+        touch_interval: timedelta = timedelta(seconds=60),
+        token_bytes: int = 32,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(
+            ttl=ttl,
+            idle_timeout=idle_timeout,
+            touch_interval=touch_interval,
+            token_bytes=token_bytes,
+            clock=clock,
+        )
+        self._by_digest: dict[str, _Record] = {}
+        self._by_id: dict[str, _Record] = {}
+
+    def __len__(self) -> int:
+        """How many session rows are held (active, expired and revoked)."""
+        return len(self._by_id)
+
+    def _add(self, new: NewSession) -> None:
+        record = _Record.from_new(new)
+        self._by_digest[record.token_hash] = record
+        self._by_id[record.id] = record
+
+    def _active(self, record: _Record, now: datetime) -> bool:
+        return self._status(record, now) is Status.ACTIVE
+
+    def _revoke(self, record: _Record, now: datetime, reason: Reason) -> None:
+        record.revoked_at, record.revoke_reason = now, reason.value
+
+    def _touch(self, record: _Record, now: datetime) -> None:
+        if self._needs_touch(record.last_seen_at, now):
+            record.last_seen_at = now
+
+    def _revoke_family(self, family_id: str, now: datetime) -> None:
+        for record in self._by_id.values():
+            if record.family_id == family_id and record.revoked_at is None:
+                self._revoke(record, now, Reason.REUSE)
+
+    def _check(self, token: str, now: datetime) -> _Record:
+        record = self._by_digest.get(_digest_of(token))
+        status = None if record is None else self._status(record, now)
+        if status is Status.ACTIVE:
+            assert record is not None
+            return record
+        if status is Status.REUSED:
+            assert record is not None
+            self._revoke_family(record.family_id, now)
+        raise error_for(status)
+
+    async def create_session(
+        self,
+        user_id: UserId,
+        *,
+        ttl: timedelta | None = None,
+        data: Mapping[str, Any] | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> str:
+        new = self._new_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
+        self._add(new)
+        return new.token
+
+    async def validate(self, token: str) -> AuthSession:
+        parse_token(token)
+        now = self._now()
+        record = self._check(token, now)
+        self._touch(record, now)
+        return record.public()
+
+    async def rotate(self, token: str) -> str:
+        parse_token(token)
+        now = self._now()
+        old = self._check(token, now)
+        new = self._new_session(
+            old.user_id,
+            ttl=None,
+            data=decode_data(old.data),
+            ip=old.ip,
+            user_agent=old.user_agent,
+            family_id=old.family_id,
+        )
+        self._revoke(old, now, Reason.ROTATED)
+        self._add(new)
+        return new.token
+
+    async def revoke(self, token: str) -> bool:
+        try:
+            record = self._by_digest.get(_digest_of(token))
+        except MalformedTokenError:
+            return False
+        now = self._now()
+        if record is None or not self._active(record, now):
+            return False
+        self._revoke(record, now, Reason.LOGOUT)
+        return True
+
+    async def revoke_all(
+        self,
+        user_id: UserId,
+        *,
+        except_token: str | None = None,
+        except_session_id: str | None = None,
+    ) -> int:
+        uid = normalize_user_id(user_id)
+        now = self._now()
+        kept_digest = None if except_token is None else _digest_of(except_token)
+        if except_session_id is not None and not isinstance(except_session_id, str):
+            raise TypeError("except_session_id must be a str")
+        count = 0
+        for record in self._by_id.values():
+            if (
+                record.user_id == uid
+                and record.token_hash != kept_digest
+                and record.id != except_session_id
+                and self._active(record, now)
+            ):
+                self._revoke(record, now, Reason.REVOKE_ALL)
+                count += 1
+        return count
+
+    async def get_session_by_id(self, session_id: str) -> AuthSession | None:
+        sid = check_session_id(session_id)
+        record = None if sid is None else self._by_id.get(sid)
+        if record is None:
+            return None
+        now = self._now()
+        if not self._active(record, now):
+            return None
+        self._touch(record, now)
+        return record.public()
+
+    async def list_sessions(self, user_id: UserId) -> list[AuthSession]:
+        uid = normalize_user_id(user_id)
+        now = self._now()
+        records = [r for r in self._by_id.values() if r.user_id == uid and self._active(r, now)]
+        records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return [r.public() for r in records]
+
+    async def revoke_session(self, user_id: UserId, session_id: str) -> bool:
+        uid = normalize_user_id(user_id)
+        sid = check_session_id(session_id)
+        record = None if sid is None else self._by_id.get(sid)
+        now = self._now()
+        if record is None or record.user_id != uid or not self._active(record, now):
+            return False
+        self._revoke(record, now, Reason.LOGOUT)
+        return True
+
+    async def purge_expired(self) -> int:
+        now = self._now()
+        doomed = [
+            r
+            for r in self._by_id.values()
+            if is_purgeable(
+                revoke_reason=r.revoke_reason,
+                revoked_at=r.revoked_at,
+                expires_at=r.expires_at,
+                last_seen_at=r.last_seen_at,
+                now=now,
+                idle_timeout=self.idle_timeout,
+            )
+        ]
+        for record in doomed:
+            del self._by_id[record.id]
+            del self._by_digest[record.token_hash]
+        return len(doomed)

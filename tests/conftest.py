@@ -1,0 +1,133 @@
+"""Shared fixtures: every session store backend, a PostgreSQL server, leak checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authcore import create_engine, create_schema, dispose_engine, metadata
+from authcore.sessions import BaseSessionStore, SessionStore
+from authcore.testing import FakeClock, InMemorySessionStore
+
+from .pgserver import PostgresServer, find_pg_bin
+
+pytest_plugins = ["pytester"]
+
+BACKENDS = ["sqlite-memory", "sqlite-file", "postgres", "fake"]
+SQL_BACKENDS = ["sqlite-memory", "sqlite-file", "postgres"]
+
+
+def _require_postgres() -> None:
+    if find_pg_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries are missing: CI must run the PostgreSQL tests")
+        pytest.skip("no PostgreSQL server binaries on this machine (install postgresql)")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL per test session (per xdist worker)."""
+    _require_postgres()
+    server = PostgresServer()
+    server.start()
+    server.create_database("authcore_test")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.url("authcore_test")
+
+
+async def _fresh_postgres_engine(url: str) -> AsyncEngine:
+    engine = create_engine(url)
+    await create_schema(engine)
+    async with engine.begin() as conn:
+        names = ", ".join(table.name for table in metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {names}"))
+    return engine
+
+
+def assert_no_checked_out(engine: AsyncEngine) -> None:
+    """Fail when a test left a pooled connection checked out."""
+    checked_out = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+    assert checked_out == 0, f"{checked_out} connection(s) still checked out"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest_asyncio.fixture
+async def sql_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine with the schema for the backend named by ``request.param``."""
+    backend: str = request.param
+    if backend == "sqlite-memory":
+        engine = create_engine("sqlite+aiosqlite://")
+        await create_schema(engine)
+    elif backend == "sqlite-file":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}")
+        await create_schema(engine)
+    else:
+        _require_postgres()
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        engine = await _fresh_postgres_engine(server.url("authcore_test"))
+    try:
+        yield engine
+        assert_no_checked_out(engine)
+    finally:
+        assert await dispose_engine(engine)
+
+
+StoreFactory = Callable[..., Awaitable[BaseSessionStore]]
+
+
+@pytest_asyncio.fixture(params=BACKENDS)
+async def make_store(
+    request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[StoreFactory]:
+    """Build stores of one backend with any options; the clock defaults to ``clock``."""
+    backend: str = request.param
+    engines: list[AsyncEngine] = []
+
+    async def factory(**options: Any) -> BaseSessionStore:
+        options.setdefault("clock", clock)
+        if backend == "fake":
+            return InMemorySessionStore(**options)
+        if not engines:
+            if backend == "sqlite-memory":
+                engine = create_engine("sqlite+aiosqlite://")
+                await create_schema(engine)
+            elif backend == "sqlite-file":
+                engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}")
+                await create_schema(engine)
+            else:
+                _require_postgres()
+                server: PostgresServer = request.getfixturevalue("postgres_server")
+                engine = await _fresh_postgres_engine(server.url("authcore_test"))
+            engines.append(engine)
+        return SessionStore(engines[0], **options)
+
+    try:
+        yield factory
+        for engine in engines:
+            assert_no_checked_out(engine)
+    finally:
+        for engine in engines:
+            assert await dispose_engine(engine)
+
+
+@pytest_asyncio.fixture
+async def store(make_store: StoreFactory) -> BaseSessionStore:
+    return await make_store()
