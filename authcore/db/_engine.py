@@ -7,14 +7,15 @@ import contextlib
 import sqlite3
 import uuid
 import weakref
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["DEFAULT_URL", "create_engine", "serial_writes"]
+__all__ = ["DEFAULT_URL", "create_engine", "serial_writes", "write_transaction"]
 
 DEFAULT_URL = "sqlite+aiosqlite:///authcore.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -127,3 +128,14 @@ def serial_writes(engine: AsyncEngine) -> AbstractAsyncContextManager[object]:
     if lock is None:
         lock = locks[loop] = asyncio.Lock()
     return cast(AbstractAsyncContextManager[object], lock)
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction; the writer lock is taken before a connection is checked out.
+
+    Taking the lock first means a task never holds a pooled connection while
+    it waits for the lock, so writers cannot starve the pool.
+    """
+    async with serial_writes(engine), engine.begin() as conn:
+        yield conn

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,8 +10,8 @@ from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, sele
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authcore._time import Clock
-from authcore.db._engine import serial_writes
-from authcore.db._errors import storage_errors
+from authcore.db._engine import write_transaction
+from authcore.db._errors import storage_errors, uncancellable
 from authcore.db._schema import sessions_table as t
 from authcore.errors import InvalidTokenError, MalformedTokenError
 from authcore.sessions._model import (
@@ -120,12 +119,6 @@ class SessionStore(BaseSessionStore):
 
     # -- SQL building blocks -------------------------------------------------
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; the writer lock is taken before a connection is."""
-        async with serial_writes(self.engine), self.engine.begin() as conn:
-            yield conn
-
     def _active(self, now: datetime) -> ColumnElement[bool]:
         clause = and_(t.c.revoked_at.is_(None), t.c.expires_at > now)
         if self.idle_timeout is not None:
@@ -147,7 +140,7 @@ class SessionStore(BaseSessionStore):
         """Refresh ``last_seen_at`` if due; only ever moves it forward, never revives."""
         if not self._needs_touch(row.last_seen_at, now):
             return None
-        async with self._write() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 update(t)
                 .where(t.c.id == row.id, t.c.revoked_at.is_(None), t.c.last_seen_at < now)
@@ -165,6 +158,7 @@ class SessionStore(BaseSessionStore):
 
     # -- the contract ----------------------------------------------------------
 
+    @uncancellable
     async def create_session(
         self,
         user_id: UserId,
@@ -176,10 +170,11 @@ class SessionStore(BaseSessionStore):
     ) -> str:
         new = self._new_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
         with storage_errors("creating a session"):
-            async with self._write() as conn:
+            async with write_transaction(self.engine) as conn:
                 await conn.execute(insert(t).values(new.row()))
         return new.token
 
+    @uncancellable
     async def validate(self, token: str) -> AuthSession:
         digest = _digest_of(token)
         now = self._now()
@@ -190,15 +185,16 @@ class SessionStore(BaseSessionStore):
             if status is Status.ACTIVE:
                 return _to_session(row, last_seen_at=await self._touch(row, now))
             if status is Status.REUSED:
-                async with self._write() as conn:
+                async with write_transaction(self.engine) as conn:
                     await self._revoke_family(conn, row.family_id, now)  # type: ignore[union-attr]
         raise error_for(status)
 
+    @uncancellable
     async def rotate(self, token: str) -> str:
         digest = _digest_of(token)
         status: Status | None = Status.ACTIVE
         with storage_errors("rotating a session"):
-            async with self._write() as conn:
+            async with write_transaction(self.engine) as conn:
                 now = self._now()
                 # Claim the old token atomically: only one rotation of it can win.
                 claimed = (
@@ -228,6 +224,7 @@ class SessionStore(BaseSessionStore):
                     raise InvalidTokenError("session changed during rotation; try again")
         raise error_for(status)
 
+    @uncancellable
     async def revoke(self, token: str) -> bool:
         try:
             digest = _digest_of(token)
@@ -235,7 +232,7 @@ class SessionStore(BaseSessionStore):
             return False
         now = self._now()
         with storage_errors("revoking a session"):
-            async with self._write() as conn:
+            async with write_transaction(self.engine) as conn:
                 result = await conn.execute(
                     update(t)
                     .where(t.c.token_hash == digest, self._active(now))
@@ -243,6 +240,7 @@ class SessionStore(BaseSessionStore):
                 )
         return result.rowcount == 1
 
+    @uncancellable
     async def revoke_all(
         self,
         user_id: UserId,
@@ -260,7 +258,7 @@ class SessionStore(BaseSessionStore):
                 raise TypeError("except_session_id must be a str")
             condition = and_(condition, t.c.id != except_session_id)
         with storage_errors("revoking sessions"):
-            async with self._write() as conn:
+            async with write_transaction(self.engine) as conn:
                 result = await conn.execute(
                     update(t)
                     .where(condition)
@@ -268,6 +266,7 @@ class SessionStore(BaseSessionStore):
                 )
         return result.rowcount
 
+    @uncancellable
     async def get_session_by_id(self, session_id: str) -> AuthSession | None:
         sid = check_session_id(session_id)
         if sid is None:
@@ -280,6 +279,7 @@ class SessionStore(BaseSessionStore):
                 return None
             return _to_session(row, last_seen_at=await self._touch(row, now))
 
+    @uncancellable
     async def list_sessions(self, user_id: UserId) -> list[AuthSession]:
         uid = normalize_user_id(user_id)
         now = self._now()
@@ -293,6 +293,7 @@ class SessionStore(BaseSessionStore):
                 rows = (await conn.execute(query)).all()
         return [_to_session(row) for row in rows]
 
+    @uncancellable
     async def revoke_session(self, user_id: UserId, session_id: str) -> bool:
         uid = normalize_user_id(user_id)
         sid = check_session_id(session_id)
@@ -300,7 +301,7 @@ class SessionStore(BaseSessionStore):
             return False
         now = self._now()
         with storage_errors("revoking a session"):
-            async with self._write() as conn:
+            async with write_transaction(self.engine) as conn:
                 result = await conn.execute(
                     update(t)
                     .where(t.c.id == sid, t.c.user_id == uid, self._active(now))
@@ -308,13 +309,14 @@ class SessionStore(BaseSessionStore):
                 )
         return result.rowcount == 1
 
+    @uncancellable
     async def purge_expired(self) -> int:
         now = self._now()
         condition = self._purgeable(now)
         deleted, cursor = 0, ""
         with storage_errors("purging sessions"):
             while True:
-                async with self._write() as conn:
+                async with write_transaction(self.engine) as conn:
                     ids = (
                         (
                             await conn.execute(
