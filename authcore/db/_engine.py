@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
@@ -65,6 +66,32 @@ def _install_sqlite_pragmas(engine: AsyncEngine, *, wal: bool) -> None:
         _SERIAL_WRITES[engine.sync_engine] = weakref.WeakKeyDictionary()
 
 
+def _aiosqlite_connect(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+    """Open an aiosqlite connection as SQLAlchemy does, without its failed-connect race.
+
+    aiosqlite (0.22) stops its worker thread after a failed connect without
+    waiting for it; the thread's last reply can then land on an event loop
+    that has closed meanwhile ("Event loop is closed" in a thread). Waiting
+    for the thread here, while the loop still runs, closes that window.
+    """
+    import aiosqlite  # the driver is only needed for SQLite URLs
+
+    connection = aiosqlite.connect(*args, **kwargs)
+    thread: threading.Thread | None = getattr(connection, "_thread", None)
+    if thread is not None:
+        thread.daemon = True  # as SQLAlchemy does: never keep the interpreter alive
+    return _finish_connect(connection, thread)
+
+
+async def _finish_connect(connection: Any, thread: threading.Thread | None) -> Any:
+    try:
+        return await connection
+    except BaseException:
+        if thread is not None and thread.is_alive():
+            await asyncio.shield(asyncio.to_thread(thread.join, 5.0))
+        raise
+
+
 def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
     """Create an :class:`~sqlalchemy.ext.asyncio.AsyncEngine` with authcore's defaults.
 
@@ -98,6 +125,10 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
             keeper = sqlite3.connect(f"file:{name}?vfs=memdb", uri=True, check_same_thread=False)
             kwargs.setdefault("pool_size", 1)
             kwargs.setdefault("max_overflow", 0)
+        if parsed.get_driver_name() == "aiosqlite":
+            connect_args = dict(kwargs.pop("connect_args", {}))
+            connect_args.setdefault("async_creator_fn", _aiosqlite_connect)
+            kwargs["connect_args"] = connect_args
         engine = create_async_engine(parsed, **kwargs)
         _install_sqlite_pragmas(engine, wal=not memory)
         if keeper is not None:

@@ -1,0 +1,260 @@
+"""Engine creation, schema and disposal."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from authcore import (
+    SessionStore,
+    StorageError,
+    create_engine,
+    create_schema,
+    dispose_engine,
+    managed_engine,
+    metadata,
+)
+from authcore.db._errors import run_to_completion
+
+
+async def _pragma(engine: object, name: str) -> object:
+    async with engine.connect() as conn:  # type: ignore[attr-defined]
+        return (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+
+
+async def test_sqlite_file_settings(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
+    try:
+        assert await _pragma(engine, "journal_mode") == "wal"
+        assert await _pragma(engine, "busy_timeout") >= 5000  # type: ignore[operator]
+        assert await _pragma(engine, "foreign_keys") == 1
+    finally:
+        assert await dispose_engine(engine)
+
+
+async def test_default_url_is_a_file_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    engine = create_engine()
+    try:
+        await create_schema(engine)
+        assert (tmp_path / "authcore.db").exists()
+    finally:
+        await dispose_engine(engine)
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:"])
+async def test_memory_database_is_shared_and_survives_disposal(url: str) -> None:
+    engine = create_engine(url)
+    other = create_engine(url)
+    try:
+        await create_schema(engine)
+        store = SessionStore(engine)
+        token = await store.create_session("u")
+        assert await dispose_engine(engine)
+        # Used again after disposal: new connections see the same database.
+        assert (await store.validate(token)).user_id == "u"
+        # Another engine on the same URL has a database of its own.
+        async with other.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert tables == []
+    finally:
+        await dispose_engine(engine)
+        await dispose_engine(other)
+
+
+async def test_create_schema_is_idempotent(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+    try:
+        await create_schema(engine)
+        await create_schema(engine)
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert sorted(tables) == sorted(metadata.tables)
+    finally:
+        await dispose_engine(engine)
+
+
+def test_metadata_has_a_naming_convention() -> None:
+    assert metadata.naming_convention["pk"] == "pk_%(table_name)s"
+    names = {index.name for table in metadata.tables.values() for index in table.indexes}
+    assert "ix_authcore_sessions_user_id" in names
+
+
+async def test_unreachable_database_is_a_storage_error(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    try:
+        with pytest.raises(StorageError) as info:
+            await create_schema(engine)
+        assert info.value.__cause__ is not None
+        # aiosqlite's worker thread is gone before the error reaches us, so it can
+        # never reply to an event loop that has closed in the meantime.
+        workers = [t for t in threading.enumerate() if "_connection_worker" in t.name]
+        assert workers == []
+    finally:
+        await dispose_engine(engine)
+
+
+async def test_dispose_twice_and_reuse(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    await create_schema(engine)
+    assert await dispose_engine(engine)
+    assert await dispose_engine(engine)
+    store = SessionStore(engine)
+    await store.create_session("u")
+    assert await dispose_engine(engine)
+
+
+async def test_dispose_timeout_must_be_positive() -> None:
+    engine = create_engine("sqlite+aiosqlite://")
+    with pytest.raises(ValueError, match="timeout"):
+        await dispose_engine(engine, timeout=0)
+    await dispose_engine(engine)
+
+
+async def test_dispose_gives_up_after_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
+    await create_schema(engine)
+    never = asyncio.Event()
+
+    async def hanging_dispose(*_: object, **__: object) -> None:
+        await never.wait()
+
+    monkeypatch.setattr(type(engine), "dispose", hanging_dispose)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await dispose_engine(engine, timeout=0.2) is False
+    assert loop.time() - started < 5  # generous: "does not hang"
+    assert "dispos" in caplog.text
+    monkeypatch.undo()
+    assert await dispose_engine(engine)
+
+
+async def test_managed_engine_disposes_on_error(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'e.db'}"
+    with pytest.raises(RuntimeError, match="boom"):
+        async with managed_engine(url) as engine:
+            await SessionStore(engine).create_session("u")
+            raise RuntimeError("boom")
+    assert engine.sync_engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+
+
+async def test_managed_engine_disposes_on_cancellation(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'f.db'}"
+    entered = asyncio.Event()
+    engines = []
+
+    async def user() -> None:
+        async with managed_engine(url) as engine:
+            engines.append(engine)
+            await SessionStore(engine).create_session("u")
+            entered.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(user())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pool = engines[0].sync_engine.pool
+    assert (pool.checkedin(), pool.checkedout()) == (0, 0)
+
+
+async def test_managed_engine_without_schema() -> None:
+    async with managed_engine("sqlite+aiosqlite://", create_schema=False) as engine:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(lambda c: inspect(c).get_table_names()) == []
+
+
+async def test_run_to_completion_finishes_before_the_cancellation() -> None:
+    steps: list[str] = []
+    release = asyncio.Event()
+
+    async def work() -> str:
+        steps.append("started")
+        await release.wait()
+        steps.append("finished")
+        return "done"
+
+    task = asyncio.create_task(run_to_completion(work()))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    assert not task.done()  # still waiting for the work
+    task.cancel()  # a second cancellation does not abandon it either
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert steps == ["started", "finished"]
+
+
+async def test_run_to_completion_returns_and_raises() -> None:
+    async def ok() -> int:
+        return 7
+
+    async def bad() -> int:
+        raise KeyError("x")
+
+    assert await run_to_completion(ok()) == 7
+    with pytest.raises(KeyError):
+        await run_to_completion(bad())
+
+
+async def test_run_to_completion_under_a_timeout() -> None:
+    release = asyncio.Event()
+
+    async def work() -> None:
+        await release.wait()
+
+    async def release_soon() -> None:
+        await asyncio.sleep(0.05)
+        release.set()
+
+    helper = asyncio.create_task(release_soon())
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await run_to_completion(work())
+    assert release.is_set()  # the timeout waited for the work to finish
+    await helper
+
+
+EXIT_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from authcore import SessionStore, create_engine, create_schema
+
+    engine = create_engine(sys.argv[1])
+
+    async def main():
+        await create_schema(engine)
+        await SessionStore(engine).create_session("u")
+        # no dispose_engine: the interpreter must still exit promptly
+
+    asyncio.run(main())
+    print("bye")
+    """
+)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_interpreter_exits_without_disposal(tmp_path: Path, in_memory: bool) -> None:
+    url = "sqlite+aiosqlite://" if in_memory else f"sqlite+aiosqlite:///{tmp_path / 'g.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "bye"
