@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -70,7 +71,7 @@ async def run_demo(database: str | Path = DEMO_DATABASE, *, out: TextIO | None =
         await create_schema(engine)
         store = SessionStore(engine, ttl=timedelta(days=14), idle_timeout=timedelta(hours=12))
         users = UserStore(engine, hasher=PasswordHasher(rounds=12))
-        print(f"authcore demo on {path.resolve()}", file=tour.out)
+        print(f"authcore demo on {os.path.abspath(path)}", file=tour.out)
 
         tour.title("Register two users and log them in (bcrypt, in worker threads)")
         alice = await _account(users, "alice", tour)

@@ -142,11 +142,18 @@ async def test_dispose_gives_up_after_the_timeout(
 
 async def test_managed_engine_disposes_on_error(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'e.db'}"
-    with pytest.raises(RuntimeError, match="boom"):
+    engines = []
+
+    async def failing_app() -> None:
         async with managed_engine(url) as engine:
+            engines.append(engine)
             await SessionStore(engine).create_session("u")
             raise RuntimeError("boom")
-    assert engine.sync_engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await failing_app()
+    pool = engines[0].sync_engine.pool
+    assert (pool.checkedin(), pool.checkedout()) == (0, 0)
 
 
 async def test_managed_engine_disposes_on_cancellation(tmp_path: Path) -> None:
@@ -171,9 +178,11 @@ async def test_managed_engine_disposes_on_cancellation(tmp_path: Path) -> None:
 
 
 async def test_managed_engine_without_schema() -> None:
-    async with managed_engine("sqlite+aiosqlite://", create_schema=False) as engine:
-        async with engine.connect() as conn:
-            assert await conn.run_sync(lambda c: inspect(c).get_table_names()) == []
+    async with (
+        managed_engine("sqlite+aiosqlite://", create_schema=False) as engine,
+        engine.connect() as conn,
+    ):
+        assert await conn.run_sync(lambda c: inspect(c).get_table_names()) == []
 
 
 async def test_run_to_completion_finishes_before_the_cancellation() -> None:
