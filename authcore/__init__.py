@@ -29,6 +29,7 @@ from authcore.jwt import JWTManager
 from authcore.passwords import PasswordHasher
 from authcore.sessions import AuthSession, BaseSessionStore, SessionStore
 from authcore.tokens import TokenParts, generate_token, hash_token, parse_token
+from authcore.users import User, UserStore
 
 try:
     __version__ = version("authcore")
@@ -51,8 +52,10 @@ __all__ = [
     "TokenParts",
     "TokenReuseError",
     "TokenRevokedError",
+    "User",
     "UserExistsError",
     "UserNotFoundError",
+    "UserStore",
     "__version__",
     "create_engine",
     "create_schema",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -62,16 +62,18 @@ async def _account(users: UserStore, name: str, tour: Tour) -> User:
     return logged_in
 
 
-async def run_demo(database: str | Path = DEMO_DATABASE, *, out: TextIO | None = None) -> None:
+def run_demo(database: str | Path = DEMO_DATABASE, *, out: TextIO | None = None) -> None:
     """Walk through authcore on a SQLite file, printing each step. Safe to run again."""
-    tour = Tour(out or sys.stdout)
-    path = Path(database)
+    asyncio.run(_tour(Path(database).resolve(), Tour(out or sys.stdout)))
+
+
+async def _tour(path: Path, tour: Tour) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     try:
         await create_schema(engine)
         store = SessionStore(engine, ttl=timedelta(days=14), idle_timeout=timedelta(hours=12))
         users = UserStore(engine, hasher=PasswordHasher(rounds=12))
-        print(f"authcore demo on {os.path.abspath(path)}", file=tour.out)
+        print(f"authcore demo on {path}", file=tour.out)
 
         tour.title("Register two users and log them in (bcrypt, in worker threads)")
         alice = await _account(users, "alice", tour)

@@ -7,7 +7,6 @@ failure; errors are one clear line on standard error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -41,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from authcore._demo import run_demo
 
-            asyncio.run(run_demo(args.database))
+            run_demo(args.database)
     except BrokenPipeError:  # e.g. `authcore demo | head`: not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 0

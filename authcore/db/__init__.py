@@ -4,8 +4,9 @@ Public API: :func:`create_engine`, :func:`create_schema`, :func:`dispose_engine`
 :func:`managed_engine` and :data:`metadata`.
 """
 
+from authcore.db._dispose import dispose_engine
 from authcore.db._engine import create_engine
-from authcore.db._lifecycle import create_schema, dispose_engine, managed_engine
+from authcore.db._lifecycle import create_schema, managed_engine
 from authcore.db._schema import metadata
 
 __all__ = ["create_engine", "create_schema", "dispose_engine", "managed_engine", "metadata"]

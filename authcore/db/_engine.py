@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from authcore.db._dispose import track_connections
+
 __all__ = ["DEFAULT_URL", "create_engine", "serial_writes", "write_transaction"]
 
 DEFAULT_URL = "sqlite+aiosqlite:///authcore.db"
@@ -133,13 +135,16 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
         _install_sqlite_pragmas(engine, wal=not memory)
         if keeper is not None:
             weakref.finalize(engine.sync_engine, keeper.close)
+        track_connections(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if parsed.get_driver_name() == "asyncpg":
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", ASYNCPG_CONNECT_TIMEOUT)
         kwargs["connect_args"] = connect_args
-    return create_async_engine(parsed, **kwargs)
+    engine = create_async_engine(parsed, **kwargs)
+    track_connections(engine)
+    return engine
 
 
 def serial_writes(engine: AsyncEngine) -> AbstractAsyncContextManager[object]:

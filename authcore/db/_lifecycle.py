@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authcore.db._dispose import dispose_engine
 from authcore.db._engine import DEFAULT_URL, create_engine
 from authcore.db._errors import storage_errors
 from authcore.db._schema import metadata
 
-__all__ = ["create_schema", "dispose_engine", "managed_engine"]
-
-logger = logging.getLogger("authcore.db")
+__all__ = ["create_schema", "managed_engine"]
 
 
 async def create_schema(engine: AsyncEngine) -> None:
@@ -32,25 +30,6 @@ async def create_schema(engine: AsyncEngine) -> None:
     with storage_errors("creating the schema"):
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-
-
-async def dispose_engine(engine: AsyncEngine, *, timeout: float = 10.0) -> bool:
-    """Close every pooled connection of *engine*, never waiting longer than *timeout*.
-
-    Returns ``True`` when disposal finished cleanly. On timeout a warning is
-    logged, what can be closed is force-closed, and ``False`` is returned:
-    this function never raises for a timeout and never hangs. It is safe to
-    call twice, and the engine can be used again afterwards (it opens new
-    connections on demand).
-    """
-    if timeout <= 0:
-        raise ValueError("timeout must be positive")
-    try:
-        await asyncio.wait_for(engine.dispose(), timeout)
-    except TimeoutError:
-        logger.warning("disposing the engine took longer than %.1f s; gave up waiting", timeout)
-        return False
-    return True
 
 
 @asynccontextmanager
