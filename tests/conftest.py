@@ -131,3 +131,16 @@ async def make_store(
 @pytest_asyncio.fixture
 async def store(make_store: StoreFactory) -> BaseSessionStore:
     return await make_store()
+
+
+@pytest.fixture(autouse=True)
+def _no_connection_left_checked_out() -> Iterator[None]:
+    """Fail any test that leaves a connection of an authcore engine checked out.
+
+    Our own suite's guard (authcore's pytest plugin has no autouse fixtures).
+    """
+    from authcore.db._dispose import _trackers
+
+    yield
+    leaked = sum(len(tracker.checked_out) for tracker in list(_trackers.values()))
+    assert leaked == 0, f"{leaked} connection(s) left checked out by this test"
