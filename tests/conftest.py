@@ -64,6 +64,20 @@ def assert_no_checked_out(engine: AsyncEngine) -> None:
     assert checked_out == 0, f"{checked_out} connection(s) still checked out"
 
 
+async def new_engine(backend: str, request: pytest.FixtureRequest, folder: Path) -> AsyncEngine:
+    """A fresh engine with an empty schema for one of ``SQL_BACKENDS``."""
+    if backend == "sqlite-memory":
+        engine = create_engine("sqlite+aiosqlite://")
+    elif backend == "sqlite-file":
+        engine = create_engine(f"sqlite+aiosqlite:///{folder / 'authcore.db'}")
+    else:
+        _require_postgres()
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        return await _fresh_postgres_engine(server.url("authcore_test"))
+    await create_schema(engine)
+    return engine
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -72,17 +86,7 @@ def clock() -> FakeClock:
 @pytest_asyncio.fixture
 async def sql_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """An engine with the schema for the backend named by ``request.param``."""
-    backend: str = request.param
-    if backend == "sqlite-memory":
-        engine = create_engine("sqlite+aiosqlite://")
-        await create_schema(engine)
-    elif backend == "sqlite-file":
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}")
-        await create_schema(engine)
-    else:
-        _require_postgres()
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        engine = await _fresh_postgres_engine(server.url("authcore_test"))
+    engine = await new_engine(request.param, request, tmp_path)
     try:
         yield engine
         assert_no_checked_out(engine)
@@ -106,17 +110,7 @@ async def make_store(
         if backend == "fake":
             return InMemorySessionStore(**options)
         if not engines:
-            if backend == "sqlite-memory":
-                engine = create_engine("sqlite+aiosqlite://")
-                await create_schema(engine)
-            elif backend == "sqlite-file":
-                engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}")
-                await create_schema(engine)
-            else:
-                _require_postgres()
-                server: PostgresServer = request.getfixturevalue("postgres_server")
-                engine = await _fresh_postgres_engine(server.url("authcore_test"))
-            engines.append(engine)
+            engines.append(await new_engine(backend, request, tmp_path))
         return SessionStore(engines[0], **options)
 
     try:

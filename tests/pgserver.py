@@ -140,6 +140,24 @@ def _alive(pid: int) -> bool:
         return True  # no /proc (macOS): kill(pid, 0) is all we know
 
 
+def _postmaster_pid(data_dir: Path) -> int | None:
+    try:
+        with open(data_dir / "postmaster.pid") as fh:
+            return int(fh.readline())
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_gone(pid: int, timeout: float = 30.0) -> bool:
+    """Wait until process *pid* has exited; ``False`` if it is still there at *timeout*."""
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def _kill_postmaster(data_dir: Path) -> None:
     """Immediate shutdown by SIGQUIT, then SIGKILL, of the server of ``data_dir``."""
     try:
@@ -286,9 +304,14 @@ class PostgresServer:
         """Stop the server process (``pg_ctl stop -m fast``) and keep the data."""
         if not self._running:
             return
+        pid = _postmaster_pid(self.data_dir)
         try:
             self._pg_ctl("stop", "-m", "fast")
         except PostgresServerError:
+            self._kill_postmaster()
+        # pg_ctl returns once postmaster.pid is gone, a moment before the process is:
+        # "stopped" here means the process has exited and released its port.
+        if pid is not None and not _wait_gone(pid):
             self._kill_postmaster()
         self._running = False
 

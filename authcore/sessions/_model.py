@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from authcore._time import Clock, positive_timedelta, read_clock, system_clock
 from authcore.errors import (
@@ -23,7 +23,14 @@ from authcore.errors import (
     TokenReuseError,
     TokenRevokedError,
 )
-from authcore.tokens import UserId, check_nbytes, hash_token, mint_token, normalize_user_id
+from authcore.tokens import (
+    UserId,
+    check_nbytes,
+    hash_token,
+    mint_token,
+    normalize_user_id,
+    parse_token,
+)
 
 __all__ = ["AuthSession", "BaseSessionStore"]
 
@@ -150,49 +157,69 @@ def check_client_fields(ip: object, user_agent: object) -> tuple[str | None, str
     return ip, user_agent
 
 
-def status_of(
-    *,
-    revoke_reason: str | None,
-    revoked_at: datetime | None,
-    expires_at: datetime,
-    last_seen_at: datetime,
-    now: datetime,
-    idle_timeout: timedelta | None,
-) -> Status:
+class SessionRow(Protocol):
+    """The stored fields the rules read (a SQL row or a fake's record)."""
+
+    id: str
+    user_id: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    revoke_reason: str | None
+    data: str
+    ip: str | None
+    user_agent: str | None
+
+
+def status_of(row: SessionRow, now: datetime, idle_timeout: timedelta | None) -> Status:
     """Classify a stored session at *now*. The single source of the expiry rules.
 
     Revocation wins over expiry; a token rotated away is a reuse. Expired means
     ``now >= expires_at``, or with an idle timeout ``now >= last_seen_at + idle_timeout``.
     """
-    if revoked_at is not None:
-        return Status.REUSED if revoke_reason == Reason.ROTATED else Status.REVOKED
-    if now >= expires_at:
+    if row.revoked_at is not None:
+        return Status.REUSED if row.revoke_reason == Reason.ROTATED else Status.REVOKED
+    if now >= row.expires_at:
         return Status.EXPIRED
-    if idle_timeout is not None and now >= last_seen_at + idle_timeout:
+    if idle_timeout is not None and now >= row.last_seen_at + idle_timeout:
         return Status.EXPIRED
     return Status.ACTIVE
 
 
-def is_purgeable(
-    *,
-    revoke_reason: str | None,
-    revoked_at: datetime | None,
-    expires_at: datetime,
-    last_seen_at: datetime,
-    now: datetime,
-    idle_timeout: timedelta | None,
-) -> bool:
+def is_purgeable(row: SessionRow, now: datetime, idle_timeout: timedelta | None) -> bool:
     """Whether ``purge_expired`` deletes a row at *now*.
 
     Expired rows go, and so do revoked rows, except rows revoked by rotation:
     those are kept until they expire so that presenting them again is still
     detected as reuse. Idle-expired rows that are not revoked go too.
     """
-    if now >= expires_at:
+    if now >= row.expires_at:
         return True
-    if revoked_at is not None:
-        return revoke_reason != Reason.ROTATED
-    return idle_timeout is not None and now >= last_seen_at + idle_timeout
+    if row.revoked_at is not None:
+        return row.revoke_reason != Reason.ROTATED
+    return idle_timeout is not None and now >= row.last_seen_at + idle_timeout
+
+
+def to_session(row: SessionRow, *, last_seen_at: datetime | None = None) -> AuthSession:
+    """The public view of a stored row (optionally with a fresher ``last_seen_at``)."""
+    return AuthSession(
+        id=row.id,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        last_seen_at=last_seen_at or row.last_seen_at,
+        expires_at=row.expires_at,
+        data=decode_data(row.data),
+        ip=row.ip,
+        user_agent=row.user_agent,
+    )
+
+
+def digest_of(token: object) -> str:
+    """Parse *token* (raising ``MalformedTokenError``) and return its digest; no I/O."""
+    parse_token(token)
+    assert isinstance(token, str)
+    return hash_token(token)
 
 
 _ERRORS: dict[Status, type[InvalidTokenError]] = {
@@ -259,15 +286,8 @@ class BaseSessionStore(abc.ABC):
         self._high_water = now
         return now
 
-    def _status(self, row: Any, now: datetime) -> Status:
-        return status_of(
-            revoke_reason=row.revoke_reason,
-            revoked_at=row.revoked_at,
-            expires_at=row.expires_at,
-            last_seen_at=row.last_seen_at,
-            now=now,
-            idle_timeout=self.idle_timeout,
-        )
+    def _status(self, row: SessionRow, now: datetime) -> Status:
+        return status_of(row, now, self.idle_timeout)
 
     def _needs_touch(self, last_seen_at: datetime, now: datetime) -> bool:
         return now - last_seen_at >= self.touch_interval and now > last_seen_at

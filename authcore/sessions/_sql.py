@@ -21,9 +21,11 @@ from authcore.sessions._model import (
     Status,
     check_session_id,
     decode_data,
+    digest_of,
     error_for,
+    to_session,
 )
-from authcore.tokens import UserId, hash_token, normalize_user_id, parse_token
+from authcore.tokens import UserId, normalize_user_id
 
 __all__ = ["SessionStore"]
 
@@ -42,26 +44,6 @@ _PUBLIC_COLUMNS = (
 _STATE_COLUMNS = (t.c.family_id, t.c.revoked_at, t.c.revoke_reason)
 _BY_DIGEST = select(*_PUBLIC_COLUMNS, *_STATE_COLUMNS).where(t.c.token_hash == bindparam("digest"))
 _BY_ID = select(*_PUBLIC_COLUMNS, *_STATE_COLUMNS).where(t.c.id == bindparam("sid"))
-
-
-def _to_session(row: Any, *, last_seen_at: datetime | None = None) -> AuthSession:
-    return AuthSession(
-        id=row.id,
-        user_id=row.user_id,
-        created_at=row.created_at,
-        last_seen_at=last_seen_at or row.last_seen_at,
-        expires_at=row.expires_at,
-        data=decode_data(row.data),
-        ip=row.ip,
-        user_agent=row.user_agent,
-    )
-
-
-def _digest_of(token: object) -> str:
-    """Parse (raising ``MalformedTokenError``) and digest; no I/O happens before this."""
-    parse_token(token)
-    assert isinstance(token, str)
-    return hash_token(token)
 
 
 class SessionStore(BaseSessionStore):
@@ -148,6 +130,18 @@ class SessionStore(BaseSessionStore):
             )
         return now
 
+    async def _revoke_where(
+        self, condition: ColumnElement[bool], now: datetime, reason: Reason
+    ) -> int:
+        """Revoke the active sessions matching *condition* in one statement; how many."""
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(
+                update(t)
+                .where(condition, self._active(now))
+                .values(revoked_at=now, revoke_reason=reason.value)
+            )
+        return result.rowcount
+
     @staticmethod
     async def _revoke_family(conn: AsyncConnection, family_id: str, now: datetime) -> None:
         await conn.execute(
@@ -176,22 +170,24 @@ class SessionStore(BaseSessionStore):
 
     @uncancellable
     async def validate(self, token: str) -> AuthSession:
-        digest = _digest_of(token)
+        digest = digest_of(token)
         now = self._now()
         with storage_errors("validating a session"):
             async with self.engine.connect() as conn:
                 row = (await conn.execute(_BY_DIGEST, {"digest": digest})).first()
-            status = None if row is None else self._status(row, now)
+            if row is None:
+                raise error_for(None)
+            status = self._status(row, now)
             if status is Status.ACTIVE:
-                return _to_session(row, last_seen_at=await self._touch(row, now))
+                return to_session(row, last_seen_at=await self._touch(row, now))
             if status is Status.REUSED:
                 async with write_transaction(self.engine) as conn:
-                    await self._revoke_family(conn, row.family_id, now)  # type: ignore[union-attr]
+                    await self._revoke_family(conn, row.family_id, now)
         raise error_for(status)
 
     @uncancellable
     async def rotate(self, token: str) -> str:
-        digest = _digest_of(token)
+        digest = digest_of(token)
         status: Status | None = Status.ACTIVE
         with storage_errors("rotating a session"):
             async with write_transaction(self.engine) as conn:
@@ -227,18 +223,13 @@ class SessionStore(BaseSessionStore):
     @uncancellable
     async def revoke(self, token: str) -> bool:
         try:
-            digest = _digest_of(token)
+            digest = digest_of(token)
         except MalformedTokenError:
             return False
-        now = self._now()
         with storage_errors("revoking a session"):
-            async with write_transaction(self.engine) as conn:
-                result = await conn.execute(
-                    update(t)
-                    .where(t.c.token_hash == digest, self._active(now))
-                    .values(revoked_at=now, revoke_reason=Reason.LOGOUT.value)
-                )
-        return result.rowcount == 1
+            return (
+                await self._revoke_where(t.c.token_hash == digest, self._now(), Reason.LOGOUT) == 1
+            )
 
     @uncancellable
     async def revoke_all(
@@ -249,22 +240,15 @@ class SessionStore(BaseSessionStore):
         except_session_id: str | None = None,
     ) -> int:
         uid = normalize_user_id(user_id)
-        now = self._now()
-        condition = and_(t.c.user_id == uid, self._active(now))
+        condition = t.c.user_id == uid
         if except_token is not None:
-            condition = and_(condition, t.c.token_hash != _digest_of(except_token))
+            condition = and_(condition, t.c.token_hash != digest_of(except_token))
         if except_session_id is not None:
             if not isinstance(except_session_id, str):
                 raise TypeError("except_session_id must be a str")
             condition = and_(condition, t.c.id != except_session_id)
         with storage_errors("revoking sessions"):
-            async with write_transaction(self.engine) as conn:
-                result = await conn.execute(
-                    update(t)
-                    .where(condition)
-                    .values(revoked_at=now, revoke_reason=Reason.REVOKE_ALL.value)
-                )
-        return result.rowcount
+            return await self._revoke_where(condition, self._now(), Reason.REVOKE_ALL)
 
     @uncancellable
     async def get_session_by_id(self, session_id: str) -> AuthSession | None:
@@ -277,7 +261,7 @@ class SessionStore(BaseSessionStore):
                 row = (await conn.execute(_BY_ID, {"sid": sid})).first()
             if row is None or self._status(row, now) is not Status.ACTIVE:
                 return None
-            return _to_session(row, last_seen_at=await self._touch(row, now))
+            return to_session(row, last_seen_at=await self._touch(row, now))
 
     @uncancellable
     async def list_sessions(self, user_id: UserId) -> list[AuthSession]:
@@ -291,7 +275,7 @@ class SessionStore(BaseSessionStore):
         with storage_errors("listing sessions"):
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
-        return [_to_session(row) for row in rows]
+        return [to_session(row) for row in rows]
 
     @uncancellable
     async def revoke_session(self, user_id: UserId, session_id: str) -> bool:
@@ -299,15 +283,9 @@ class SessionStore(BaseSessionStore):
         sid = check_session_id(session_id)
         if sid is None:
             return False
-        now = self._now()
         with storage_errors("revoking a session"):
-            async with write_transaction(self.engine) as conn:
-                result = await conn.execute(
-                    update(t)
-                    .where(t.c.id == sid, t.c.user_id == uid, self._active(now))
-                    .values(revoked_at=now, revoke_reason=Reason.LOGOUT.value)
-                )
-        return result.rowcount == 1
+            condition = and_(t.c.id == sid, t.c.user_id == uid)
+            return await self._revoke_where(condition, self._now(), Reason.LOGOUT) == 1
 
     @uncancellable
     async def purge_expired(self) -> int:

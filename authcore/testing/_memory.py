@@ -17,10 +17,12 @@ from authcore.sessions._model import (
     Status,
     check_session_id,
     decode_data,
+    digest_of,
     error_for,
     is_purgeable,
+    to_session,
 )
-from authcore.tokens import UserId, hash_token, normalize_user_id, parse_token
+from authcore.tokens import UserId, normalize_user_id, parse_token
 
 __all__ = ["InMemorySessionStore"]
 
@@ -43,24 +45,6 @@ class _Record:
     @classmethod
     def from_new(cls, new: NewSession) -> _Record:
         return cls(**new.row())
-
-    def public(self) -> AuthSession:
-        return AuthSession(
-            id=self.id,
-            user_id=self.user_id,
-            created_at=self.created_at,
-            last_seen_at=self.last_seen_at,
-            expires_at=self.expires_at,
-            data=decode_data(self.data),
-            ip=self.ip,
-            user_agent=self.user_agent,
-        )
-
-
-def _digest_of(token: object) -> str:
-    parse_token(token)
-    assert isinstance(token, str)
-    return hash_token(token)
 
 
 class InMemorySessionStore(BaseSessionStore):
@@ -121,7 +105,7 @@ class InMemorySessionStore(BaseSessionStore):
                 self._revoke(record, now, Reason.REUSE)
 
     def _check(self, token: str, now: datetime) -> _Record:
-        record = self._by_digest.get(_digest_of(token))
+        record = self._by_digest.get(digest_of(token))
         status = None if record is None else self._status(record, now)
         if status is Status.ACTIVE:
             assert record is not None
@@ -149,7 +133,7 @@ class InMemorySessionStore(BaseSessionStore):
         now = self._now()
         record = self._check(token, now)
         self._touch(record, now)
-        return record.public()
+        return to_session(record)
 
     async def rotate(self, token: str) -> str:
         parse_token(token)
@@ -169,7 +153,7 @@ class InMemorySessionStore(BaseSessionStore):
 
     async def revoke(self, token: str) -> bool:
         try:
-            record = self._by_digest.get(_digest_of(token))
+            record = self._by_digest.get(digest_of(token))
         except MalformedTokenError:
             return False
         now = self._now()
@@ -187,7 +171,7 @@ class InMemorySessionStore(BaseSessionStore):
     ) -> int:
         uid = normalize_user_id(user_id)
         now = self._now()
-        kept_digest = None if except_token is None else _digest_of(except_token)
+        kept_digest = None if except_token is None else digest_of(except_token)
         if except_session_id is not None and not isinstance(except_session_id, str):
             raise TypeError("except_session_id must be a str")
         count = 0
@@ -211,14 +195,14 @@ class InMemorySessionStore(BaseSessionStore):
         if not self._active(record, now):
             return None
         self._touch(record, now)
-        return record.public()
+        return to_session(record)
 
     async def list_sessions(self, user_id: UserId) -> list[AuthSession]:
         uid = normalize_user_id(user_id)
         now = self._now()
         records = [r for r in self._by_id.values() if r.user_id == uid and self._active(r, now)]
         records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return [r.public() for r in records]
+        return [to_session(r) for r in records]
 
     async def revoke_session(self, user_id: UserId, session_id: str) -> bool:
         uid = normalize_user_id(user_id)
@@ -232,18 +216,7 @@ class InMemorySessionStore(BaseSessionStore):
 
     async def purge_expired(self) -> int:
         now = self._now()
-        doomed = [
-            r
-            for r in self._by_id.values()
-            if is_purgeable(
-                revoke_reason=r.revoke_reason,
-                revoked_at=r.revoked_at,
-                expires_at=r.expires_at,
-                last_seen_at=r.last_seen_at,
-                now=now,
-                idle_timeout=self.idle_timeout,
-            )
-        ]
+        doomed = [r for r in self._by_id.values() if is_purgeable(r, now, self.idle_timeout)]
         for record in doomed:
             del self._by_id[record.id]
             del self._by_digest[record.token_hash]
