@@ -495,8 +495,7 @@ def test_a_forked_child_gets_a_working_pool(tmp_path: Any) -> None:
     assert (done.stdout, done.stderr) == ("0\n", "")
 
 
-async def test_a_login_flood_queues_without_stalling_the_loop() -> None:
-    hasher = PasswordHasher(rounds=11)  # ~0.1-0.2 s each: a stall if it ran on the loop
+async def _worst_loop_gap_during_flood(hasher: PasswordHasher) -> float:
     gaps: list[float] = []
     finished = asyncio.Event()
 
@@ -514,7 +513,19 @@ async def test_a_login_flood_queues_without_stalling_the_loop() -> None:
     await ticking
     assert len(set(hashes)) == 6
     assert len(gaps) > 10
-    assert max(gaps) < 0.05
+    return max(gaps)
+
+
+async def test_a_login_flood_queues_without_stalling_the_loop() -> None:
+    hasher = PasswordHasher(rounds=11)  # ~0.1-0.2 s each: a stall if it ran on the loop
+    # Hashing on the loop would stall it in every trial; other processes on a busy
+    # machine only add random noise, so the best of three trials is what counts.
+    worst: list[float] = []
+    for _ in range(3):
+        worst.append(await _worst_loop_gap_during_flood(hasher))
+        if worst[-1] < 0.05:
+            break
+    assert min(worst) < 0.05, f"worst loop gaps per trial (s): {worst}"
 
 
 async def test_all_hashers_share_one_pool_bounded_by_the_cpu_count() -> None:
