@@ -4,7 +4,8 @@
 :class:`BaseSessionStore`, whose docstrings state the guarantees.
 """
 
-from authcore.sessions._model import AuthSession, BaseSessionStore
+from authcore.sessions._base import BaseSessionStore
+from authcore.sessions._model import AuthSession
 from authcore.sessions._sql import SessionStore
 
 __all__ = ["AuthSession", "BaseSessionStore", "SessionStore"]

@@ -14,9 +14,9 @@ from authcore.db._engine import write_transaction
 from authcore.db._errors import storage_errors, uncancellable
 from authcore.db._schema import sessions_table as t
 from authcore.errors import InvalidTokenError, MalformedTokenError
+from authcore.sessions._base import BaseSessionStore
 from authcore.sessions._model import (
     AuthSession,
-    BaseSessionStore,
     Reason,
     Status,
     check_session_id,

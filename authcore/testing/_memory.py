@@ -9,9 +9,9 @@ from typing import Any
 
 from authcore._time import Clock
 from authcore.errors import MalformedTokenError
+from authcore.sessions._base import BaseSessionStore
 from authcore.sessions._model import (
     AuthSession,
-    BaseSessionStore,
     NewSession,
     Reason,
     Status,
