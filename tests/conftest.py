@@ -89,7 +89,6 @@ async def sql_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     engine = await new_engine(request.param, request, tmp_path)
     try:
         yield engine
-        assert_no_checked_out(engine)
     finally:
         assert await dispose_engine(engine)
 
@@ -115,8 +114,6 @@ async def make_store(
 
     try:
         yield factory
-        for engine in engines:
-            assert_no_checked_out(engine)
     finally:
         for engine in engines:
             assert await dispose_engine(engine)

@@ -30,8 +30,7 @@ _SERIAL_WRITES: weakref.WeakKeyDictionary[
 
 
 def _is_memory(url: URL) -> bool:
-    database = url.database or ""
-    return database in ("", ":memory:") or "mode=memory" in str(url.query.get("mode", ""))
+    return (url.database or "") in ("", ":memory:")
 
 
 def _memory_url(url: URL) -> tuple[URL, str]:

@@ -22,7 +22,7 @@ from authcore.sessions._model import (
     is_purgeable,
     to_session,
 )
-from authcore.tokens import UserId, normalize_user_id, parse_token
+from authcore.tokens import UserId, normalize_user_id
 
 __all__ = ["InMemorySessionStore"]
 
@@ -104,8 +104,8 @@ class InMemorySessionStore(BaseSessionStore):
             if record.family_id == family_id and record.revoked_at is None:
                 self._revoke(record, now, Reason.REUSE)
 
-    def _check(self, token: str, now: datetime) -> _Record:
-        record = self._by_digest.get(digest_of(token))
+    def _check(self, digest: str, now: datetime) -> _Record:
+        record = self._by_digest.get(digest)
         status = None if record is None else self._status(record, now)
         if status is Status.ACTIVE:
             assert record is not None
@@ -129,16 +129,16 @@ class InMemorySessionStore(BaseSessionStore):
         return new.token
 
     async def validate(self, token: str) -> AuthSession:
-        parse_token(token)
+        digest = digest_of(token)
         now = self._now()
-        record = self._check(token, now)
+        record = self._check(digest, now)
         self._touch(record, now)
         return to_session(record)
 
     async def rotate(self, token: str) -> str:
-        parse_token(token)
+        digest = digest_of(token)
         now = self._now()
-        old = self._check(token, now)
+        old = self._check(digest, now)
         new = self._new_session(
             old.user_id,
             ttl=None,
