@@ -1,0 +1,24 @@
+"""FastAPI integration: ``AuthCore`` bundles the stores, a lifespan, dependencies and routes.
+
+Install with ``pip install "authcore[fastapi]"``::
+
+    from fastapi import Depends, FastAPI
+    from authcore import User
+    from authcore.fastapi import AuthCore
+
+    auth = AuthCore(database_url="sqlite+aiosqlite:///app.db", secret_key=SECRET)
+    app = FastAPI(lifespan=auth.lifespan)
+    app.include_router(auth.router)
+
+    @app.get("/hello")
+    async def hello(user: User = Depends(auth.current_user)) -> dict[str, str]:
+        return {"hello": user.username}
+
+The routes (under ``prefix``, ``/auth`` by default): ``POST /register``,
+``POST /login``, ``POST /refresh``, ``POST /logout``, ``POST /logout-all``,
+``GET /sessions``, ``DELETE /sessions/{id}``, ``POST /password``, ``GET /me``.
+"""
+
+from authcore.fastapi._core import AuthCore, Principal
+
+__all__ = ["AuthCore", "Principal"]
