@@ -9,9 +9,12 @@ The FastAPI integration (``authcore.fastapi``), the command line
 on their own, so ``import authcore`` stays light.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from authcore.db import create_engine, create_schema, dispose_engine, managed_engine, metadata
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
 from authcore.errors import (
     AuthError,
     DependencyVersionError,
@@ -25,16 +28,54 @@ from authcore.errors import (
     UserExistsError,
     UserNotFoundError,
 )
-from authcore.jwt import JWTManager
-from authcore.passwords import PasswordHasher
-from authcore.sessions import AuthSession, BaseSessionStore, SessionStore
-from authcore.tokens import TokenParts, generate_token, hash_token, parse_token
-from authcore.users import User, UserStore
+
+if TYPE_CHECKING:
+    from authcore.db import create_engine, create_schema, dispose_engine, managed_engine, metadata
+    from authcore.jwt import JWTManager
+    from authcore.passwords import PasswordHasher
+    from authcore.sessions import AuthSession, BaseSessionStore, SessionStore
+    from authcore.tokens import TokenParts, generate_token, hash_token, parse_token
+    from authcore.users import User, UserStore
 
 try:
     __version__ = version("authcore")
 except PackageNotFoundError:  # pragma: no cover - running from an uninstalled source tree
     __version__ = "0.0.0+unknown"
+
+# Imported on first use (PEP 562), so that `authcore --help` and light imports
+# such as `authcore.errors` do not pay for SQLAlchemy, passlib and jose.
+_LAZY = {
+    "create_engine": "authcore.db",
+    "create_schema": "authcore.db",
+    "dispose_engine": "authcore.db",
+    "managed_engine": "authcore.db",
+    "metadata": "authcore.db",
+    "JWTManager": "authcore.jwt",
+    "PasswordHasher": "authcore.passwords",
+    "AuthSession": "authcore.sessions",
+    "BaseSessionStore": "authcore.sessions",
+    "SessionStore": "authcore.sessions",
+    "TokenParts": "authcore.tokens",
+    "generate_token": "authcore.tokens",
+    "hash_token": "authcore.tokens",
+    "parse_token": "authcore.tokens",
+    "User": "authcore.users",
+    "UserStore": "authcore.users",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'authcore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AuthError",

@@ -189,7 +189,10 @@ class BaseSessionStore(abc.ABC):
         the new one is, never both and never neither.
 
         Raises:
-            The same errors as :meth:`validate`.
+            InvalidTokenError: for the same reasons as :meth:`validate`
+                (malformed, unknown, expired, revoked); a rotated-away token
+                raises :class:`~authcore.errors.TokenReuseError`.
+            StorageError: the database failed.
         """
 
     @abc.abstractmethod

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authcore._time import Clock
 from authcore.db._engine import write_transaction
-from authcore.db._errors import storage_errors, uncancellable
+from authcore.db._errors import run_to_completion, storage_errors, uncancellable
 from authcore.db._schema import sessions_table as t
 from authcore.errors import InvalidTokenError, MalformedTokenError
 from authcore.sessions._base import BaseSessionStore
@@ -289,27 +300,82 @@ class SessionStore(BaseSessionStore):
 
     @uncancellable
     async def purge_expired(self) -> int:
-        now = self._now()
-        condition = self._purgeable(now)
-        deleted, cursor = 0, ""
-        with storage_errors("purging sessions"):
-            while True:
-                async with write_transaction(self.engine) as conn:
-                    ids = (
-                        (
-                            await conn.execute(
-                                select(t.c.id)
-                                .where(t.c.id > cursor, condition)
-                                .order_by(t.c.id)
-                                .limit(PURGE_BATCH)
-                            )
-                        )
-                        .scalars()
-                        .all()
+        return sum([count async for count in self._purge_batches()])
+
+    # -- maintenance helpers (the command line's purge and stats) ------------------
+
+    async def _purge_batch(
+        self, condition: ColumnElement[bool], cursor: str, batch_size: int
+    ) -> tuple[int, str]:
+        """Delete up to *batch_size* purgeable rows with ids after *cursor*, in one
+        transaction; return how many and the new cursor."""
+        async with write_transaction(self.engine) as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        select(t.c.id)
+                        .where(t.c.id > cursor, condition)
+                        .order_by(t.c.id)
+                        .limit(batch_size)
                     )
-                    if ids:
-                        await conn.execute(delete(t).where(t.c.id.in_(ids)))
-                deleted += len(ids)
-                if len(ids) < PURGE_BATCH:
-                    return deleted
-                cursor = ids[-1]
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                await conn.execute(delete(t).where(t.c.id.in_(ids)))
+        return len(ids), (ids[-1] if ids else cursor)
+
+    async def _purge_batches(
+        self, *, now: datetime | None = None, batch_size: int = PURGE_BATCH
+    ) -> AsyncIterator[int]:
+        """Purge as :meth:`purge_expired` does, yielding how many rows each batch deleted.
+
+        Each batch is one transaction that a cancellation cannot split; the
+        last batch yielded is smaller than *batch_size* (possibly 0).
+        """
+        condition = self._purgeable(self._now() if now is None else now)
+        cursor = ""
+        while True:
+            with storage_errors("purging sessions"):
+                count, cursor = await run_to_completion(
+                    self._purge_batch(condition, cursor, batch_size)
+                )
+            yield count
+            if count < batch_size:
+                return
+
+    @uncancellable
+    async def _count_purgeable(self, now: datetime | None = None) -> int:
+        """How many rows :meth:`purge_expired` would delete at *now* (default: now)."""
+        condition = self._purgeable(self._now() if now is None else now)
+        with storage_errors("counting sessions"):
+            async with self.engine.connect() as conn:
+                return int(
+                    (
+                        await conn.execute(select(func.count()).select_from(t).where(condition))
+                    ).scalar_one()
+                )
+
+    @uncancellable
+    async def _stats(self, now: datetime | None = None) -> dict[str, int]:
+        """Counts of stored sessions by state at *now*, in one statement.
+
+        ``active`` + ``expired`` + ``revoked`` == ``total``: a revoked row counts
+        as revoked even once expired (revocation wins, as in ``validate``);
+        ``purgeable`` is what :meth:`purge_expired` would delete.
+        """
+        now = self._now() if now is None else now
+        active = self._active(now)
+        revoked = t.c.revoked_at.is_not(None)
+        query = select(
+            func.count().label("total"),
+            func.count(case((active, 1))).label("active"),
+            func.count(case((and_(t.c.revoked_at.is_(None), ~active), 1))).label("expired"),
+            func.count(case((revoked, 1))).label("revoked"),
+            func.count(case((self._purgeable(now), 1))).label("purgeable"),
+        ).select_from(t)
+        with storage_errors("counting sessions"):
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(query)).one()
+        return {name: int(value or 0) for name, value in row._mapping.items()}

@@ -1,0 +1,316 @@
+"""The ``authcore`` subcommands: each takes the parsed arguments, returns the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TextIO
+
+from authcore.cli._database import (
+    CommandError,
+    check_database,
+    engine_for,
+    schema_problems,
+    store_for,
+)
+from authcore.config import ConfigError, Settings, _load, safe_url
+
+__all__ = ["COMMANDS"]
+
+
+def _settings(
+    args: argparse.Namespace,
+    *,
+    require_secret: bool = False,
+    rounds: int | None = None,
+    database_url: bool = True,
+) -> Settings:
+    overrides: dict[str, object] = {"bcrypt_rounds": rounds}
+    if database_url:
+        overrides["database_url"] = args.database_url
+    return _load(
+        config_file=args.config_file,
+        overrides=overrides,
+        require_secret=require_secret,
+        allow_test_rounds=args.allow_test_rounds,
+    ).settings()
+
+
+def _format_duration(value: timedelta | None) -> str:
+    if value is None:
+        return "off"
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+class _ProgressBar:
+    """A one-line progress bar redrawn in place on a terminal."""
+
+    def __init__(self, stream: TextIO, total: int, width: int = 30) -> None:
+        self.stream, self.total, self.width = stream, total, width
+
+    def update(self, done: int) -> None:
+        total = max(self.total, done, 1)
+        filled = self.width * done // total
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\rpurging [{bar}] {done / total:4.0%}  {done:,}/{total:,}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from authcore._demo import run_demo
+
+    run_demo(args.database)
+    return 0
+
+
+def _cmd_init_db(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> tuple[list[str], list[str]]:
+        from authcore.db import create_schema
+
+        async with engine_for(settings.database_url, create=True) as engine:
+            before = await schema_problems(engine)
+            await create_schema(engine)
+            return before, await schema_problems(engine)
+
+    before, after = asyncio.run(run())
+    where = safe_url(settings.database_url)
+    if after:  # create_schema adds tables, never columns to an existing table
+        raise CommandError(
+            f"{where}: existing tables lack {', '.join(after)}; migrate them "
+            "(authcore does not alter existing tables)"
+        )
+    created = [problem.removeprefix("table ") for problem in before]
+    if created:
+        print(f"created {', '.join(created)} in {where}")
+    else:
+        print(f"schema already present in {where}; nothing to do")
+    return 0
+
+
+def _cmd_purge(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    where = safe_url(settings.database_url)
+
+    async def run() -> int:
+        async with engine_for(settings.database_url) as engine:
+            store = store_for(engine, settings)
+            now = store._now()
+            total: int = await store._count_purgeable(now)
+            if args.dry_run:
+                return total
+            bar = _ProgressBar(sys.stderr, total) if total and sys.stderr.isatty() else None
+            deleted = 0
+            try:
+                async for count in store._purge_batches(now=now, batch_size=args.batch_size):
+                    deleted += count
+                    if bar is not None and count:
+                        bar.update(deleted)
+            finally:
+                if bar is not None:
+                    bar.close()
+            return deleted
+
+    start = time.perf_counter()
+    count = asyncio.run(run())
+    if args.dry_run:
+        print(f"would purge {_plural(count, 'expired or revoked session')} from {where}")
+    else:
+        elapsed = time.perf_counter() - start
+        purged = _plural(count, "expired or revoked session")
+        print(f"purged {purged} from {where} in {elapsed:.2f} s")
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> dict[str, int]:
+        from sqlalchemy import func, select
+
+        from authcore.db._errors import storage_errors
+        from authcore.db._schema import users_table
+
+        async with engine_for(settings.database_url) as engine:
+            counts: dict[str, int] = await store_for(engine, settings)._stats()
+            with storage_errors("counting users"):
+                async with engine.connect() as conn:
+                    query = select(func.count()).select_from(users_table)
+                    counts["users"] = int((await conn.execute(query)).scalar_one())
+            return counts
+
+    counts = asyncio.run(run())
+    report = {
+        "database": safe_url(settings.database_url),
+        "idle_timeout": _format_duration(settings.idle_timeout),
+        "sessions": counts["total"],
+        "active_sessions": counts["active"],
+        "expired_sessions": counts["expired"],
+        "revoked_sessions": counts["revoked"],
+        "awaiting_purge": counts["purgeable"],
+        "users": counts["users"],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    rows = [
+        ("sessions stored", counts["total"]),
+        ("  active", counts["active"]),
+        ("  expired", counts["expired"]),
+        ("  revoked", counts["revoked"]),
+        ("awaiting purge", counts["purgeable"]),
+        ("users", counts["users"]),
+    ]
+    print(f"{report['database']} (idle timeout {report['idle_timeout']})")
+    for label, value in rows:
+        print(f"{label:<18}{value:>10,}")
+    return 0
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    summary = asyncio.run(check_database(settings.database_url, args.timeout, require_schema=True))
+    print(f"ok: {safe_url(settings.database_url)}: {summary}")
+    return 0
+
+
+def _read_password() -> str:
+    """One password: prompted twice without echo on a terminal, else one line of stdin."""
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise CommandError("the two passwords differ")
+        return password
+    data = sys.stdin.buffer.read(64 * 1024)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None  # raised below, outside the handler: the input is not chained
+    if text is None:
+        raise CommandError("standard input is not UTF-8 text")
+    if text.endswith("\n"):
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    if "\n" in text:
+        raise CommandError("expected one line on standard input (the password)")
+    return text
+
+
+def _cmd_hash_password(args: argparse.Namespace) -> int:
+    settings = _settings(args, rounds=args.rounds, database_url=False)
+    from authcore.passwords import PasswordHasher
+
+    hasher = PasswordHasher(rounds=settings.bcrypt_rounds, scheme=args.scheme)
+    password = _read_password()
+    print(hasher.hash_sync(password))
+    return 0
+
+
+def _cmd_gen_secret(args: argparse.Namespace) -> int:
+    import secrets
+
+    print(secrets.token_urlsafe(args.bytes))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    loaded = _load(
+        config_file=args.config_file,
+        overrides={"database_url": args.database_url},
+        require_secret=True,
+        allow_test_rounds=args.allow_test_rounds,
+    )
+    problems = list(loaded.problems)
+    database = None
+    url_is_bad = any(p.startswith(("database_url", "AUTHCORE_DATABASE_URL")) for p in problems)
+    if args.check_db and not url_is_bad:
+        url = loaded.values.get("database_url", Settings.database_url)
+        try:
+            database = asyncio.run(check_database(url, args.timeout, require_schema=False))
+        except CommandError as exc:
+            problems.append(f"database_url: cannot use the database: {exc}")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    source = args.config_file or "environment and defaults"
+    if problems:
+        print(f"{source}: {_plural(len(problems), 'problem')}")
+        for problem in problems:
+            print(f"  - {problem}")
+        print(
+            f"authcore: error: invalid configuration ({_plural(len(problems), 'problem')} "
+            "listed above)",
+            file=sys.stderr,
+        )
+        return 2
+    settings = loaded.settings()
+    secret = settings.secret_key or ""
+    shown = {
+        "database_url": safe_url(settings.database_url),
+        "secret_key": f"set ({len(secret.encode('utf-8', 'surrogatepass'))} bytes)",
+        "session_ttl": _format_duration(settings.session_ttl),
+        "idle_timeout": _format_duration(settings.idle_timeout),
+        "access_ttl": _format_duration(settings.access_ttl),
+        "bcrypt_rounds": str(settings.bcrypt_rounds),
+    }
+    print(f"{source}: configuration ok")
+    for key, value in shown.items():
+        origin = loaded.sources[key]
+        print(f"  {key:<14} {value:<40} ({'default' if origin == 'default' else 'from ' + origin})")
+    if database is not None:
+        print(f"  {'database':<14} {database}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    # Only an explicit --database-url is benchmarked: never a database that
+    # the environment or a configuration file happens to point at.
+    settings = _settings(args, rounds=args.rounds, database_url=False)
+    from authcore._bench import run_bench
+
+    report = asyncio.run(
+        run_bench(
+            args.database_url,
+            sessions=args.sessions,
+            tokens=args.tokens,
+            hashes=args.hashes,
+            rounds=settings.bcrypt_rounds,
+            concurrency=args.concurrency,
+        )
+    )
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.table())
+    return 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _cmd_demo,
+    "init-db": _cmd_init_db,
+    "purge": _cmd_purge,
+    "stats": _cmd_stats,
+    "health": _cmd_health,
+    "hash-password": _cmd_hash_password,
+    "gen-secret": _cmd_gen_secret,
+    "validate": _cmd_validate,
+    "bench": _cmd_bench,
+}
