@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,13 @@ def _no_connection_left_checked_out() -> Iterator[None]:
     yield
     leaked = sum(len(tracker.checked_out) for tracker in list(_trackers.values()))
     assert leaked == 0, f"{leaked} connection(s) left checked out by this test"
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> str:
+    """The URL of a new, empty database of the session's PostgreSQL, for this test only.
+
+    For tests that inspect or disturb the server (``pg_stat_activity``,
+    ``pg_terminate_backend``, schema comparisons) without touching other tests' data.
+    """
+    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:16]}")

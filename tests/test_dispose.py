@@ -7,11 +7,15 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import aiosqlite
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authcore import SessionStore, create_engine, create_schema, dispose_engine
 
@@ -69,13 +73,23 @@ def test_dispose_from_another_loop_sqlite(tmp_path: Path, scenario: str) -> None
     assert result.stdout.split() == ["True", "True", "True"]
 
 
-def _client_backends(server: PostgresServer) -> int:
+def _client_backends(server: PostgresServer, url: str | None = None) -> int:
+    """Client backends of the server, or of *url*'s database only."""
+    only = f" and datname = '{make_url(url).database}'" if url is not None else ""
     return int(
         server.psql(
             "select count(*) from pg_stat_activity "
-            "where backend_type = 'client backend' and pid <> pg_backend_pid()"
+            f"where backend_type = 'client backend' and pid <> pg_backend_pid(){only}"
         )
     )
+
+
+def _wait_backends(server: PostgresServer, url: str, expected: int) -> None:
+    """Wait until *url*'s database has *expected* client backends (they exit asynchronously)."""
+    deadline = time.monotonic() + 30
+    while (count := _client_backends(server, url)) != expected:
+        assert time.monotonic() < deadline, f"{count} backends, expected {expected}"
+        time.sleep(0.02)
 
 
 @pytest.mark.postgres
@@ -168,3 +182,68 @@ def test_session_scoped_engine_in_a_pytest_suite(pytester: pytest.Pytester) -> N
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     assert "Event loop is closed" not in result.stdout.str() + result.stderr.str()
+
+
+async def _use(engine: AsyncEngine, *, hold: bool = False) -> AsyncConnection | None:
+    """Open a few connections on the running loop; with *hold*, keep one checked out."""
+    await create_schema(engine)
+    store = SessionStore(engine)
+    tokens = await asyncio.gather(*(store.create_session("u") for _ in range(5)))
+    await asyncio.gather(*(store.validate(token) for token in tokens))
+    if not hold:
+        return None
+    conn = await engine.connect()
+    await conn.execute(text("select 1"))
+    return conn
+
+
+@pytest.mark.postgres
+def test_dispose_asyncpg_opened_on_an_idle_loop(
+    postgres_database: str, postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Loop A stays open but idle (an asyncio.Runner between two runs); loop B disposes.
+    engine = create_engine(postgres_database)
+    with asyncio.Runner() as first, caplog.at_level(logging.WARNING):
+        first.run(_use(engine))
+        assert _client_backends(postgres_server, postgres_database) > 0
+        with asyncio.Runner() as second:
+            assert second.run(dispose_engine(engine, timeout=5)) is True
+            _wait_backends(postgres_server, postgres_database, 0)
+            second.run(_use(engine))  # usable again, from the other loop
+            assert second.run(dispose_engine(engine, timeout=5)) is True
+        first.run(asyncio.sleep(0))  # loop A runs again: nothing left to report
+    assert caplog.records == []
+    _wait_backends(postgres_server, postgres_database, 0)
+
+
+@pytest.mark.postgres
+async def test_dispose_asyncpg_opened_on_a_loop_in_another_thread(
+    postgres_database: str, postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Loop A runs in another thread, with one connection still checked out there.
+    engine = create_engine(postgres_database)
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever, name="loop-a")
+    thread.start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            held = await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(_use(engine, hold=True), other)
+            )
+            assert held is not None
+            assert _client_backends(postgres_server, postgres_database) > 1
+            # Closed politely on loop A; the checked-out one is left to its user.
+            assert await dispose_engine(engine, timeout=5) is True
+            _wait_backends(postgres_server, postgres_database, 1)
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(held.close(), other))
+            # Returned to the disposed pool: closed then, on its own loop.
+            _wait_backends(postgres_server, postgres_database, 0)
+            # The engine still works, here.
+            await _use(engine)
+            assert await dispose_engine(engine, timeout=5) is True
+        assert caplog.records == []
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join(10)
+        other.close()
+    _wait_backends(postgres_server, postgres_database, 0)

@@ -368,8 +368,15 @@ async def test_secrets_never_leak(users: UserStore, sql_engine: AsyncEngine) -> 
         user.username = "mallory"  # type: ignore[misc]
 
 
-async def test_storage_errors_when_the_schema_is_missing() -> None:
-    engine = create_engine("sqlite+aiosqlite://")
+@pytest.mark.parametrize("backend", ["sqlite-memory", "postgres"])
+async def test_storage_errors_when_the_schema_is_missing(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_database")  # a new, empty database
+    else:
+        url = "sqlite+aiosqlite://"
+    engine = create_engine(url)
     users = UserStore(engine, hasher=fast_hasher())
     try:
         calls: list[Call] = [

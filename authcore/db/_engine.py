@@ -22,7 +22,8 @@ __all__ = ["DEFAULT_URL", "create_engine", "serial_writes", "write_transaction"]
 
 DEFAULT_URL = "sqlite+aiosqlite:///authcore.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-ASYNCPG_CONNECT_TIMEOUT = 10.0
+ASYNCPG_CONNECT_TIMEOUT = 10.0  # seconds to open a connection (TCP, TLS, startup)
+ASYNCPG_COMMAND_TIMEOUT = 30.0  # seconds any one statement may take
 # SQLite file engines -> their writer lock per event loop.
 _SERIAL_WRITES: weakref.WeakKeyDictionary[
     Engine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
@@ -93,6 +94,16 @@ async def _finish_connect(connection: Any, thread: threading.Thread | None) -> A
         raise
 
 
+def _seconds(key: str, value: str | tuple[str, ...]) -> float:
+    """A timeout from a URL's query string, in seconds."""
+    try:
+        if isinstance(value, str):
+            return float(value)
+    except ValueError:
+        pass
+    raise ValueError(f"{key} in the database URL must be a number of seconds")
+
+
 def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
     """Create an :class:`~sqlalchemy.ext.asyncio.AsyncEngine` with authcore's defaults.
 
@@ -108,8 +119,24 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
       engine's lifetime, so it survives :func:`dispose_engine`; a pool of one
       connection, which serves thousands of concurrent tasks in turn.
     * **Server databases** (e.g. ``postgresql+asyncpg://``): ``pool_pre_ping``
-      so connections killed by the server are replaced transparently, and a
-      10 s connect timeout for asyncpg.
+      so connections killed by the server (restart, failover, idle reaper)
+      are replaced transparently. With asyncpg, two timeouts keep every
+      operation bounded even when the server stops answering:
+
+      - ``timeout=10`` (seconds): opening a connection; an unreachable server
+        raises :class:`~authcore.errors.StorageError` within about that long.
+      - ``command_timeout=30`` (seconds): any one statement, lock waits
+        included. A store operation runs to completion even when its caller
+        is cancelled (so it never leaves half a change), and this timeout
+        bounds how long that can take. Past it, asyncpg cancels the statement
+        on the server and the operation raises
+        :class:`~authcore.errors.StorageError`. The limit applies to every
+        statement run on the engine, including an application's own queries.
+
+      Override either through ``connect_args`` (``None`` disables a timeout)
+      or the URL's query string, e.g.
+      ``create_engine(url, connect_args={"command_timeout": 5})`` or
+      ``postgresql+asyncpg://host/db?command_timeout=5``.
 
     Dispose the engine with :func:`dispose_engine` (or use :func:`managed_engine`).
 
@@ -139,7 +166,13 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_pre_ping", True)
     if parsed.get_driver_name() == "asyncpg":
         connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("timeout", ASYNCPG_CONNECT_TIMEOUT)
+        defaults = {"timeout": ASYNCPG_CONNECT_TIMEOUT, "command_timeout": ASYNCPG_COMMAND_TIMEOUT}
+        for key, default in defaults.items():
+            value = default
+            if key in parsed.query:  # the URL's setting, as a number (asyncpg wants one)
+                value = _seconds(key, parsed.query[key])
+                parsed = parsed.difference_update_query([key])
+            connect_args.setdefault(key, value)  # explicit connect_args win, as in SQLAlchemy
         kwargs["connect_args"] = connect_args
     engine = create_async_engine(parsed, **kwargs)
     track_connections(engine)

@@ -37,7 +37,9 @@ def storage_errors(action: str) -> Iterator[None]:
         raise StorageError(f"database error while {action}: {kind}{detail}") from exc
     except SQLAlchemyError as exc:
         raise StorageError(f"database error while {action}: {type(exc).__name__}") from exc
-    except OSError as exc:  # sockets, refused connections, timeouts
+    except TimeoutError as exc:  # asyncpg's connect timeout or command_timeout
+        raise StorageError(f"database did not answer in time while {action}") from exc
+    except OSError as exc:  # sockets, refused connections
         raise StorageError(f"database unreachable while {action}: {type(exc).__name__}") from exc
 
 

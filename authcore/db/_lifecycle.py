@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,7 +22,9 @@ async def create_schema(engine: AsyncEngine) -> None:
     """Create authcore's tables and indexes where they do not exist yet.
 
     Idempotent: calling it on a database that already has the schema changes
-    nothing. Applications that manage their schema with Alembic include
+    nothing, and safe when several processes call it at once on a fresh
+    database (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
+    Applications that manage their schema with Alembic include
     :data:`authcore.metadata` in their migrations instead.
 
     Raises:
@@ -29,6 +32,14 @@ async def create_schema(engine: AsyncEngine) -> None:
     """
     with storage_errors("creating the schema"):
         async with engine.begin() as conn:
+            # Several processes may start at once on a fresh database (app workers
+            # each running the lifespan): serialise the check-then-create.
+            if conn.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext('authcore.create_schema'))")
+                )
+            elif conn.dialect.name == "sqlite":
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
             await conn.run_sync(metadata.create_all)
 
 
