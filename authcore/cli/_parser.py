@@ -88,6 +88,16 @@ def _common_options(*, in_subcommand: bool) -> _Parser:
     return parser
 
 
+def _add_timeout(parser: argparse.ArgumentParser, meaning: str) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help=f"{meaning} (default: %(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="authcore",
@@ -120,13 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats = command("stats", "count sessions by state, and users")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     health = command("health", "check the database: connection, schema, round-trip latency")
-    health.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=5.0,
-        metavar="SECONDS",
-        help="give up after this long (default: %(default)s)",
-    )
+    _add_timeout(health, "give up after this long")
     hasher = command("hash-password", "hash a password read from the terminal or stdin")
     hasher.add_argument("--rounds", type=int, help="bcrypt cost (default: bcrypt_rounds)")
     hasher.add_argument(
@@ -145,13 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate = command("validate", "check a configuration and report every problem")
     validate.add_argument("--check-db", action="store_true", help="also connect to the database")
-    validate.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=5.0,
-        metavar="SECONDS",
-        help="database check time limit (default: %(default)s)",
-    )
+    _add_timeout(validate, "database check time limit")
     bench = command("bench", "measure tokens, sessions and hashing (temporary SQLite by default)")
     bench.add_argument("--sessions", type=_count, default=1000, metavar="N", help="default: 1000")
     bench.add_argument("--tokens", type=_count, default=20_000, metavar="N", help="default: 20000")
