@@ -469,14 +469,16 @@ def test_first_use_logs_nothing_from_passlib(tmp_path: Any) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_gets_a_working_pool(tmp_path: Any) -> None:
     code = """
-        import asyncio, os, signal, threading, time
+        import asyncio, os, signal, threading, time, warnings
         import authcore.passwords as p
         h = p.PasswordHasher(rounds=4)
         executor, n = p._get_executor(), p._worker_count()
         barrier = threading.Barrier(n)
         for job in [executor.submit(barrier.wait, 10) for _ in range(n)]:
             job.result()  # every worker thread of the parent now exists
-        pid = os.fork()
+        with warnings.catch_warnings():  # 3.12+: "multi-threaded, fork() may deadlock"
+            warnings.simplefilter("ignore", DeprecationWarning)  # which is what is tested
+            pid = os.fork()
         if pid == 0:
             os._exit(0 if asyncio.run(h.verify("x", h.hash_sync("x"))) else 1)
         deadline = time.monotonic() + 10

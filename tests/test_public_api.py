@@ -1,9 +1,12 @@
-"""The public surface: what ``import authcore`` offers, and what it does not import."""
+"""The public surface: what ``import authcore`` offers and does not import, and the README."""
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import authcore
 import authcore.testing
@@ -67,13 +70,20 @@ def test_error_hierarchy() -> None:
         assert issubclass(getattr(e, name), e.AuthError)
 
 
-def test_import_is_light_and_quiet() -> None:
-    code = (
-        "import sys, authcore\n"
-        "heavy = [m for m in ('fastapi', 'starlette', 'pytest', 'authcore.testing',"
-        " 'authcore.fastapi', 'authcore.cli') if m in sys.modules]\n"
-        "print(heavy)"
-    )
+HEAVY = (
+    "_pytest",
+    "authcore.cli",
+    "authcore.fastapi",
+    "authcore.testing",
+    "fastapi",
+    "pytest",
+    "starlette",
+)
+
+
+def _modules_after_import(statement: str) -> list[str]:
+    """Run *statement* in a fresh interpreter; return which heavy modules it imported."""
+    code = f"import sys\n{statement}\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", code],
         capture_output=True,
@@ -82,5 +92,44 @@ def test_import_is_light_and_quiet() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
     assert result.stderr == ""
+    modules: list[str] = ast.literal_eval(result.stdout.strip())
+    return modules
+
+
+def test_import_is_light_and_quiet() -> None:
+    """``import authcore`` pulls in neither fastapi, nor pytest, nor the testing kit or CLI."""
+    assert _modules_after_import("import authcore") == []
+
+
+def test_testing_kit_does_not_need_pytest() -> None:
+    """The fakes work outside pytest: only the plugin module (loaded by pytest) imports it."""
+    assert _modules_after_import("import authcore.testing") == ["authcore.testing"]
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
+
+
+def test_readme_quick_start_is_the_two_commands() -> None:
+    language, body = FENCE.findall(README.read_text(encoding="utf-8"))[0]
+    assert language == "bash"
+    assert body.splitlines() == ["python3 scripts/dev.py demo", "python3 scripts/dev.py test"]
+
+
+def test_readme_usage_example_runs(tmp_path: Path) -> None:
+    blocks = FENCE.findall(README.read_text(encoding="utf-8"))
+    python = [body for language, body in blocks if language == "python"]
+    assert python, "README has no python example"
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", python[0]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "alice" in result.stdout
+    assert "refused:" in result.stdout
