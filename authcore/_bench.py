@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import hashlib
 import math
 import os
 import platform
@@ -24,10 +26,11 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore.db import create_engine, create_schema, dispose_engine
@@ -36,17 +39,26 @@ from authcore.db._schema import sessions_table
 from authcore.files import remove_sqlite_database
 from authcore.passwords import PasswordHasher
 from authcore.sessions import SessionStore
-from authcore.tokens import generate_token
+from authcore.tokens import generate_token, hash_token, mint_token
 
 __all__ = [
     "BenchReport",
     "Measurement",
+    "mint_and_digest",
     "measure_create",
     "measure_hashing",
+    "measure_mint",
+    "measure_raw_insert",
+    "measure_raw_select",
+    "measure_token_recipe",
     "measure_tokens",
     "measure_validate",
     "percentile",
+    "raw_insert",
+    "raw_select",
     "run_bench",
+    "seed_sessions",
+    "token_recipe",
 ]
 
 _T = TypeVar("_T")
@@ -184,6 +196,155 @@ async def measure_hashing(
     return measurement
 
 
+# -- the floor: the same work done by hand, on the same engine -----------------------------
+
+_t = sessions_table
+_RAW_SELECT = select(
+    _t.c.id,
+    _t.c.user_id,
+    _t.c.created_at,
+    _t.c.last_seen_at,
+    _t.c.expires_at,
+    _t.c.data,
+    _t.c.ip,
+    _t.c.user_agent,
+    _t.c.family_id,
+    _t.c.revoked_at,
+    _t.c.revoke_reason,
+).where(_t.c.token_hash == bindparam("digest"))
+_RAW_INSERT = insert(_t)
+_BENCH_TTL = timedelta(days=14)
+_BENCH_IP = "192.0.2.1"
+_BENCH_AGENT = "authcore bench"
+
+
+def token_recipe(user_id: str = "bench-user") -> str:
+    """The floor for minting: an f-string, ``secrets.token_hex(32)`` and SHA-256.
+
+    Returns the digest; *user_id* must already be URL-safe (no encoding is done).
+    """
+    token = f"token_{user_id}_{time.time_ns() // 1000}_{secrets.token_hex(32)}"
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def mint_and_digest(user_id: str = "bench-user") -> str:
+    """What authcore does for the same job: :func:`generate_token` then :func:`hash_token`."""
+    return hash_token(generate_token(user_id))
+
+
+def _session_row(
+    user_id: str, token: str, created_at: datetime, expires_at: datetime
+) -> dict[str, Any]:
+    """The row ``create_session`` stores, built by hand (the session id is its family id)."""
+    session_id = secrets.token_urlsafe(16)
+    return {
+        "id": session_id,
+        "token_hash": hashlib.sha256(token.encode()).hexdigest(),
+        "family_id": session_id,
+        "user_id": user_id,
+        "created_at": created_at,
+        "last_seen_at": created_at,
+        "expires_at": expires_at,
+        "revoked_at": None,
+        "revoke_reason": None,
+        "data": "{}",
+        "ip": _BENCH_IP,
+        "user_agent": _BENCH_AGENT,
+    }
+
+
+async def raw_select(engine: AsyncEngine, token: str) -> Any:
+    """The floor for ``validate``: one Core select by the token's digest; the row or ``None``."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    async with engine.connect() as conn:
+        return (await conn.execute(_RAW_SELECT, {"digest": digest})).first()
+
+
+async def raw_insert(engine: AsyncEngine, user_id: str) -> str:
+    """The floor for ``create_session``: the same row, one Core insert in its own transaction."""
+    now = datetime.now(UTC)
+    token = f"token_{user_id}_{time.time_ns() // 1000}_{secrets.token_hex(32)}"
+    row = _session_row(user_id, token, now, now + _BENCH_TTL)
+    async with engine.begin() as conn:
+        await conn.execute(_RAW_INSERT, row)
+    return token
+
+
+def _loop(name: str, call: Callable[[], object], count: int) -> Measurement:
+    latencies = []
+    start = time.perf_counter()
+    for _ in range(count):
+        begin = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - begin)
+    return Measurement(name, count, time.perf_counter() - start, tuple(latencies))
+
+
+def measure_mint(count: int) -> Measurement:
+    """Mint *count* tokens and their digests (:func:`mint_and_digest`)."""
+    return _loop("mint+digest", mint_and_digest, count)
+
+
+def measure_token_recipe(count: int) -> Measurement:
+    """The floor of :func:`measure_mint`: *count* calls of :func:`token_recipe`."""
+    return _loop("token recipe", token_recipe, count)
+
+
+async def measure_raw_insert(
+    engine: AsyncEngine, user_id: str, count: int, *, concurrency: int = 1
+) -> tuple[Measurement, list[str]]:
+    """The floor of :func:`measure_create`: *count* :func:`raw_insert` calls."""
+    calls = [functools.partial(raw_insert, engine, user_id) for _ in range(count)]
+    return await _timed("raw insert", calls, concurrency)
+
+
+async def measure_raw_select(
+    engine: AsyncEngine, tokens: Sequence[str], *, concurrency: int = 1
+) -> Measurement:
+    """The floor of :func:`measure_validate`: one :func:`raw_select` per token, shuffled."""
+    order = list(tokens)
+    secrets.SystemRandom().shuffle(order)
+    calls = [functools.partial(raw_select, engine, token) for token in order]
+    measurement, _ = await _timed("raw select", calls, concurrency)
+    return measurement
+
+
+async def seed_sessions(
+    engine: AsyncEngine,
+    count: int,
+    *,
+    user_prefix: str = "bench-seed",
+    users: int = 1000,
+    expired: bool = False,
+    keep: int = 0,
+    batch: int = 10_000,
+    now: datetime | None = None,
+) -> list[str]:
+    """Insert *count* sessions in bulk (Core ``executemany``, *batch* rows per transaction).
+
+    Rows are what ``create_session`` would store, spread over *users* user ids;
+    with *expired* they expired a second before *now*. Returns up to *keep*
+    of their tokens, spread evenly over the rows, for validating.
+    """
+    now = now or datetime.now(UTC)
+    expires_at = now - timedelta(seconds=1) if expired else now + _BENCH_TTL
+    created_at = expires_at - _BENCH_TTL
+    step = max(1, count // keep) if keep else 0
+    kept: list[str] = []
+    for first in range(0, count, batch):
+        rows = []
+        for n in range(first, min(first + batch, count)):
+            user_id = f"{user_prefix}-{n % users}"
+            token = mint_token(user_id, 32, created_at)
+            rows.append(_session_row(user_id, token, created_at, expires_at))
+            if step and n % step == 0 and len(kept) < keep:
+                kept.append(token)
+        with storage_errors("seeding sessions"):
+            async with engine.begin() as conn:
+                await conn.execute(_RAW_INSERT, rows)
+    return kept
+
+
 @dataclass(frozen=True)
 class BenchReport:
     """Everything ``authcore bench`` measured, and on what.
@@ -241,6 +402,13 @@ async def _bench_engine(url: str | None) -> AsyncIterator[AsyncEngine]:
             remove_sqlite_database(path)
 
 
+def _against(measured: Measurement, floor: Measurement) -> Measurement:
+    """*measured* with its throughput relative to *floor* in its note."""
+    ratio = measured.ops_per_second / floor.ops_per_second if floor.ops_per_second else 0.0
+    note = f"{ratio:.2f}x {floor.name}"
+    return dataclasses.replace(measured, note=f"{measured.note}, {note}" if measured.note else note)
+
+
 async def run_bench(
     url: str | None = None,
     *,
@@ -249,6 +417,7 @@ async def run_bench(
     hashes: int = 5,
     rounds: int = 12,
     concurrency: int = 1,
+    compare: bool = False,
 ) -> BenchReport:
     """Measure token minting, session create and validate, and password hashing.
 
@@ -263,10 +432,19 @@ async def run_bench(
         hashes: Passwords to hash.
         rounds: bcrypt cost of the hashes.
         concurrency: Session operations in flight at once.
+        compare: Also measure the floor of each operation (the same work by
+            hand: a token recipe, a raw Core insert and select on the same
+            engine) and note each ratio; ``benchmarks/bench_floor.py`` does
+            this thoroughly.
     """
     temporary = url is None
     user_id = f"authcore-bench-{secrets.token_hex(8)}"
     results: list[Measurement] = [measure_tokens(tokens)]
+    if compare:
+        measure_mint(min(tokens, 1000))  # warm-up
+        measure_token_recipe(min(tokens, 1000))
+        floor = measure_token_recipe(tokens)
+        results += [_against(measure_mint(tokens), floor), floor]
     async with _bench_engine(url) as engine:
         database = engine.url.render_as_string(hide_password=True)
         await create_schema(engine)
@@ -276,8 +454,16 @@ async def run_bench(
             created, new_tokens = await measure_create(
                 store, user_id, sessions, concurrency=concurrency
             )
-            results.append(created)
-            results.append(await measure_validate(store, new_tokens, concurrency=concurrency))
+            validated = await measure_validate(store, new_tokens, concurrency=concurrency)
+            if compare:
+                inserted, raw_tokens = await measure_raw_insert(
+                    engine, user_id, sessions, concurrency=concurrency
+                )
+                selected = await measure_raw_select(engine, raw_tokens, concurrency=concurrency)
+                results += [_against(created, inserted), inserted]
+                results += [_against(validated, selected), selected]
+            else:
+                results += [created, validated]
         finally:
             with storage_errors("deleting the bench's sessions"):
                 async with engine.begin() as conn:

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+import os
 import re
 import secrets
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -129,6 +132,12 @@ def _timestamp(now: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+@functools.lru_cache(maxsize=4096)
+def _uid_field(user_id: str) -> str:
+    """The token field of a ``str`` user id, validated; cached (errors are not)."""
+    return _encode_uid(normalize_user_id(user_id))
+
+
 def check_nbytes(nbytes: object) -> int:
     """Validate a token size in bytes (16..64)."""
     if isinstance(nbytes, bool) or not isinstance(nbytes, int):
@@ -166,8 +175,19 @@ def generate_token(user_id: UserId, *, nbytes: int = 32) -> str:
         >>> generate_token("user_1").startswith("token_user_1_")
         True
     """
-    uid = normalize_user_id(user_id)
-    return mint_token(uid, check_nbytes(nbytes), system_clock())
+    # The hot path of every login: the same result as
+    # mint_token(normalize_user_id(user_id), check_nbytes(nbytes), system_clock()),
+    # at less than half the cost (the uid field is cached, the time read as integers).
+    is_str = type(user_id) is str
+    field = _uid_field(user_id) if is_str else _encode_uid(normalize_user_id(user_id))
+    if type(nbytes) is not int or not MIN_NBYTES <= nbytes <= MAX_NBYTES:
+        check_nbytes(nbytes)
+    micros = time.time_ns() // 1000
+    if micros < 0:
+        micros = _timestamp(system_clock())  # raises ValueError: before the epoch
+    # os.urandom(n).hex() is what secrets.token_hex(n) returns (token_bytes is
+    # os.urandom), without two Python-level calls.
+    return f"{PREFIX}{field}_{micros}_{os.urandom(nbytes).hex()}"
 
 
 def parse_token(token: object) -> TokenParts:
@@ -219,4 +239,8 @@ def hash_token(token: str) -> str:
     """
     if not isinstance(token, str):
         raise TypeError(f"token must be a str, got {type(token).__name__}")
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        data = token.encode()
+    except UnicodeEncodeError:  # lone surrogates: not a token, but hashed all the same
+        data = token.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()

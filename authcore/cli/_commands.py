@@ -293,6 +293,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             hashes=args.hashes,
             rounds=settings.bcrypt_rounds,
             concurrency=args.concurrency,
+            compare=args.compare,
         )
     )
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.table())

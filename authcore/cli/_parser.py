@@ -158,5 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=_count, default=1, metavar="N", help="session operations at once"
     )
     bench.add_argument("--rounds", type=int, help="bcrypt cost (default: bcrypt_rounds)")
+    bench.add_argument(
+        "--compare",
+        action="store_true",
+        help="also measure the floor (raw Core insert/select, a token recipe) and the ratios",
+    )
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser

@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from authcore.db._dispose import track_connections
 
-__all__ = ["DEFAULT_URL", "create_engine", "serial_writes", "write_transaction"]
+__all__ = [
+    "DEFAULT_URL",
+    "create_engine",
+    "read_connection",
+    "serial_writes",
+    "write_transaction",
+]
 
 DEFAULT_URL = "sqlite+aiosqlite:///authcore.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -205,5 +211,35 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     Taking the lock first means a task never holds a pooled connection while
     it waits for the lock, so writers cannot starve the pool.
     """
-    async with serial_writes(engine), engine.begin() as conn:
-        yield conn
+    # Store methods run inside run_to_completion (@uncancellable), so the
+    # connection is closed inline: ``async with engine.begin()`` would close it
+    # through SQLAlchemy's own shielded close, a second task per operation.
+    async with serial_writes(engine):
+        conn = await engine.connect()
+        try:
+            async with conn.begin():
+                yield conn
+        finally:
+            await conn.close()
+
+
+class read_connection:  # named like a function: used as engine.connect() is
+    """``async with read_connection(engine) as conn``: a connection for reads.
+
+    The same as ``async with engine.connect()``, for code already running
+    inside :func:`~authcore.db._errors.run_to_completion`: the connection is
+    closed inline, not in a separate shielded task as SQLAlchemy's context
+    manager does (that protection is already there, one level up).
+    """
+
+    __slots__ = ("_conn", "_engine")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def __aenter__(self) -> AsyncConnection:
+        self._conn: AsyncConnection = await self._engine.connect()
+        return self._conn
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._conn.close()

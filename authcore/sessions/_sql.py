@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authcore._time import Clock
-from authcore.db._engine import write_transaction
+from authcore.db._engine import read_connection, write_transaction
 from authcore.db._errors import run_to_completion, storage_errors, uncancellable
 from authcore.db._schema import sessions_table as t
 from authcore.errors import InvalidTokenError, MalformedTokenError
@@ -55,6 +55,9 @@ _PUBLIC_COLUMNS = (
 _STATE_COLUMNS = (t.c.family_id, t.c.revoked_at, t.c.revoke_reason)
 _BY_DIGEST = select(*_PUBLIC_COLUMNS, *_STATE_COLUMNS).where(t.c.token_hash == bindparam("digest"))
 _BY_ID = select(*_PUBLIC_COLUMNS, *_STATE_COLUMNS).where(t.c.id == bindparam("sid"))
+# Built once: constructing ``insert(t).values(row)`` per call cost more than the
+# INSERT itself on SQLite (a bind parameter object per column, every time).
+_INSERT = insert(t)
 
 
 class SessionStore(BaseSessionStore):
@@ -176,7 +179,7 @@ class SessionStore(BaseSessionStore):
         new = self._new_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
         with storage_errors("creating a session"):
             async with write_transaction(self.engine) as conn:
-                await conn.execute(insert(t).values(new.row()))
+                await conn.execute(_INSERT, new.row())
         return new.token
 
     @uncancellable
@@ -184,7 +187,7 @@ class SessionStore(BaseSessionStore):
         digest = digest_of(token)
         now = self._now()
         with storage_errors("validating a session"):
-            async with self.engine.connect() as conn:
+            async with read_connection(self.engine) as conn:
                 row = (await conn.execute(_BY_DIGEST, {"digest": digest})).first()
             if row is None:
                 raise error_for(None)
@@ -221,7 +224,7 @@ class SessionStore(BaseSessionStore):
                         user_agent=claimed.user_agent,
                         family_id=claimed.family_id,
                     )
-                    await conn.execute(insert(t).values(new.row()))
+                    await conn.execute(_INSERT, new.row())
                     return new.token
                 row = (await conn.execute(_BY_DIGEST, {"digest": digest})).first()
                 status = None if row is None else self._status(row, now)
@@ -268,7 +271,7 @@ class SessionStore(BaseSessionStore):
             return None
         now = self._now()
         with storage_errors("reading a session"):
-            async with self.engine.connect() as conn:
+            async with read_connection(self.engine) as conn:
                 row = (await conn.execute(_BY_ID, {"sid": sid})).first()
             if row is None or self._status(row, now) is not Status.ACTIVE:
                 return None
@@ -284,7 +287,7 @@ class SessionStore(BaseSessionStore):
             .order_by(t.c.created_at.desc(), t.c.id.desc())
         )
         with storage_errors("listing sessions"):
-            async with self.engine.connect() as conn:
+            async with read_connection(self.engine) as conn:
                 rows = (await conn.execute(query)).all()
         return [to_session(row) for row in rows]
 
@@ -350,7 +353,7 @@ class SessionStore(BaseSessionStore):
         """How many rows :meth:`purge_expired` would delete at *now* (default: now)."""
         condition = self._purgeable(self._now() if now is None else now)
         with storage_errors("counting sessions"):
-            async with self.engine.connect() as conn:
+            async with read_connection(self.engine) as conn:
                 return int(
                     (
                         await conn.execute(select(func.count()).select_from(t).where(condition))
@@ -376,6 +379,6 @@ class SessionStore(BaseSessionStore):
             func.count(case((self._purgeable(now), 1))).label("purgeable"),
         ).select_from(t)
         with storage_errors("counting sessions"):
-            async with self.engine.connect() as conn:
+            async with read_connection(self.engine) as conn:
                 row = (await conn.execute(query)).one()
         return {name: int(value or 0) for name, value in row._mapping.items()}
