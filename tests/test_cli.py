@@ -252,8 +252,12 @@ def test_health_reports_a_missing_schema(tmp_path: Path) -> None:
 
 
 def test_missing_columns_are_reported_not_papered_over(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "authcore.db") as conn:
+    conn = sqlite3.connect(tmp_path / "authcore.db")
+    try:  # (a sqlite3 connection's `with` commits but does not close it)
         conn.execute("CREATE TABLE authcore_users (id TEXT PRIMARY KEY)")
+        conn.commit()
+    finally:
+        conn.close()
     message = assert_one_line_error(authcore("health", cwd=tmp_path), 1)
     assert "column authcore_users.username" in message
     message = assert_one_line_error(authcore("init-db", cwd=tmp_path), 1)
