@@ -25,7 +25,6 @@ import functools
 import hashlib
 import os
 import re
-import secrets
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -147,9 +146,15 @@ def check_nbytes(nbytes: object) -> int:
     return nbytes
 
 
+def _compose(field: str, micros: int, nbytes: int) -> str:
+    # os.urandom(n).hex() is exactly what secrets.token_hex(n) returns
+    # (secrets.token_bytes is os.urandom), without two Python-level calls.
+    return f"{PREFIX}{field}_{micros}_{os.urandom(nbytes).hex()}"
+
+
 def mint_token(uid: str, nbytes: int, now: datetime) -> str:
     """Mint a token for an already-normalised *uid* at *now* (an aware UTC datetime)."""
-    return f"{PREFIX}{_encode_uid(uid)}_{_timestamp(now)}_{secrets.token_hex(nbytes)}"
+    return _compose(_uid_field(uid), _timestamp(now), nbytes)
 
 
 def generate_token(user_id: UserId, *, nbytes: int = 32) -> str:
@@ -178,16 +183,13 @@ def generate_token(user_id: UserId, *, nbytes: int = 32) -> str:
     # The hot path of every login: the same result as
     # mint_token(normalize_user_id(user_id), check_nbytes(nbytes), system_clock()),
     # at less than half the cost (the uid field is cached, the time read as integers).
-    is_str = type(user_id) is str
-    field = _uid_field(user_id) if is_str else _encode_uid(normalize_user_id(user_id))
+    field = _uid_field(user_id if type(user_id) is str else normalize_user_id(user_id))
     if type(nbytes) is not int or not MIN_NBYTES <= nbytes <= MAX_NBYTES:
         check_nbytes(nbytes)
     micros = time.time_ns() // 1000
     if micros < 0:
         micros = _timestamp(system_clock())  # raises ValueError: before the epoch
-    # os.urandom(n).hex() is what secrets.token_hex(n) returns (token_bytes is
-    # os.urandom), without two Python-level calls.
-    return f"{PREFIX}{field}_{micros}_{os.urandom(nbytes).hex()}"
+    return _compose(field, micros, nbytes)
 
 
 def parse_token(token: object) -> TokenParts:

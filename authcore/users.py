@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore._time import Clock, read_clock, system_clock
-from authcore.db._engine import write_transaction
+from authcore.db._engine import read_connection, write_transaction
 from authcore.db._errors import storage_errors, uncancellable
 from authcore.db._schema import users_table as t
 from authcore.errors import UserExistsError, UserNotFoundError
@@ -141,7 +141,7 @@ class UserStore:
     @uncancellable
     async def _find(self, where: ColumnElement[bool], *, action: str) -> Any:
         with storage_errors(action):
-            async with self.engine.connect() as conn:
+            async with read_connection(self.engine) as conn:
                 query = select(*_USER_COLUMNS, t.c.password_hash).where(where)
                 return (await conn.execute(query)).first()
 

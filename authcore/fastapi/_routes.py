@@ -129,11 +129,10 @@ def build_router(auth: "AuthCore") -> APIRouter:
         cookie = request.cookies.get(auth.cookie_name)
         if cookie:
             await auth.sessions.revoke(cookie)
-        header = request.headers.get("authorization", "")
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() == "bearer" and credentials:
+        bearer = await auth.bearer_scheme(request)
+        if bearer:
             try:
-                claims = auth.jwt.verify(credentials.strip())
+                claims = auth.jwt.verify(bearer)
             except InvalidTokenError:
                 return
             if isinstance(claims.get("sid"), str):
