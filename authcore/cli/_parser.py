@@ -6,10 +6,11 @@ import argparse
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from authcore.config._values import MIN_SECRET_BYTES
+
 __all__ = ["DEMO_DATABASE", "MIN_SECRET_BYTES", "build_parser"]
 
 DEMO_DATABASE = "authcore-demo.db"
-MIN_SECRET_BYTES = 32
 
 
 class _Parser(argparse.ArgumentParser):
