@@ -57,15 +57,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore import PasswordHasher, SessionStore, create_engine, create_schema, dispose_engine
-from authcore._bench import (
-    Measurement,
-    _timed,
-    mint_and_digest,
-    raw_insert,
-    raw_select,
-    seed_sessions,
-    token_recipe,
-)
+from authcore.cli._floor import mint_and_digest, raw_insert, raw_select, seed_sessions, token_recipe
+from authcore.cli._measure import Measurement, timed
 from authcore.db._schema import sessions_table
 
 HERE = Path(__file__).resolve().parent
@@ -264,7 +257,7 @@ class StatementCounter:
 async def _run(
     calls: list[Callable[[], Awaitable[object]]], concurrency: int, name: str
 ) -> Measurement:
-    measurement, _ = await _timed(name, calls, concurrency)
+    measurement, _ = await timed(name, calls, concurrency)
     return measurement
 
 
@@ -471,7 +464,7 @@ async def bench_postgres(results: Results, args: argparse.Namespace) -> None:
             engines["no pre-ping"], args.ops, user_prefix="ping", users=10, keep=args.ops
         )
         for store in stores.values():  # warm up: fill each pool
-            await _timed("warm", [lambda s=store, t=t: s.validate(t) for t in sample[:200]], 8)
+            await timed("warm", [lambda s=store, t=t: s.validate(t) for t in sample[:200]], 8)
         names = list(stores)
         for number in range(args.rounds):
             for name in names[number % 3 :] + names[: number % 3]:  # rotate the order

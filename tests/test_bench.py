@@ -1,4 +1,4 @@
-"""``authcore._bench`` and ``authcore bench --compare``: correctness, never timings."""
+"""``authcore bench``: its measurements, its floor (``--compare``), the command; never timings."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore import SessionStore, create_engine, create_schema, dispose_engine, hash_token
-from authcore._bench import (
+from authcore.cli import main
+from authcore.cli._bench import run_bench
+from authcore.cli._floor import (
     measure_mint,
     measure_raw_insert,
     measure_raw_select,
@@ -22,12 +24,13 @@ from authcore._bench import (
     mint_and_digest,
     raw_insert,
     raw_select,
-    run_bench,
     seed_sessions,
     token_recipe,
 )
-from authcore.cli import main
+from authcore.cli._measure import Measurement, percentile
 from authcore.db._schema import sessions_table
+
+from .test_cli import authcore, clean_env, sqlite_url
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -45,6 +48,17 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 async def _rows(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int(await conn.scalar(select(func.count()).select_from(sessions_table)) or 0)
+
+
+def test_measurement_figures() -> None:
+    m = Measurement("op", 4, 2.0, (0.001, 0.002, 0.003, 0.004))
+    assert m.ops_per_second == 2.0
+    assert m.p50_ms == pytest.approx(2.0)
+    assert m.p99_ms == pytest.approx(4.0)
+    assert Measurement("op", 1, 0.0, (0.0,)).ops_per_second == float("inf")
+    assert percentile([], 50) == 0.0
+    assert percentile([5.0, 1.0, 3.0], 0) == 1.0
+    assert percentile([5.0, 1.0, 3.0], 100) == 5.0
 
 
 def test_token_recipe_and_authcore_do_the_same_job() -> None:
@@ -118,14 +132,53 @@ async def test_run_bench_compare_adds_the_floor() -> None:
     assert "raw select" in report.table()
 
 
-async def test_run_bench_without_compare_is_unchanged() -> None:
-    report = await run_bench(sessions=2, tokens=2, hashes=1, rounds=4)
-    assert [m.name for m in report.results] == [
-        "generate_token",
-        "create_session",
-        "validate",
-        "hash_password",
+async def test_run_bench_without_compare_measures_authcore_only() -> None:
+    report = await run_bench(sessions=3, tokens=3, hashes=1, rounds=4)
+    assert report.temporary
+    assert [(m.name, m.count) for m in report.results] == [
+        ("generate_token", 3),
+        ("create_session", 3),
+        ("validate", 3),
+        ("hash_password", 1),
     ]
+    assert report.table().splitlines()[4].split()[:2] == ["generate_token", "3"]
+
+
+# -- the command, in a subprocess as a user runs it (and in-process for --compare) ---------
+
+
+def test_bench_json_on_a_temporary_database(tmp_path: Path) -> None:
+    env = clean_env(AUTHCORE_DATABASE_URL=sqlite_url(tmp_path / "configured.db"))
+    args = ("--sessions", "20", "--tokens", "50", "--hashes", "2", "--rounds", "4", "--json")
+    result = authcore("--allow-test-rounds", "bench", *args, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["temporary"] is True
+    names = [(r["name"], r["count"]) for r in report["results"]]
+    assert names == [
+        ("generate_token", 50),
+        ("create_session", 20),
+        ("validate", 20),
+        ("hash_password", 2),
+    ]
+    for row in report["results"]:
+        assert row["ops_per_second"] > 0
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+    assert report["results"][3]["note"] == "bcrypt_sha256, 4 rounds"
+    assert list(tmp_path.iterdir()) == []  # the configured database was not touched
+
+
+def test_bench_on_a_given_database_cleans_up(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "bench.db")
+    args = ("--sessions", "10", "--tokens", "10", "--hashes", "1", "--concurrency", "3")
+    result = authcore("bench", "--database-url", url, *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"authcore bench on {url}\n")
+    assert "create_session        10" in result.stdout
+    assert "concurrency 3" in result.stdout
+    assert "bcrypt_sha256, 12 rounds" in result.stdout
+    stats = json.loads(authcore("stats", "--json", "--database-url", url, cwd=tmp_path).stdout)
+    assert stats["sessions"] == 0
 
 
 def test_cli_bench_compare_json(

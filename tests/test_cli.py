@@ -23,7 +23,6 @@ from authcore import (
     create_schema,
     dispose_engine,
 )
-from authcore._bench import Measurement, percentile, run_bench
 from authcore.cli import main
 from authcore.testing import fast_hasher
 
@@ -563,61 +562,6 @@ def test_validate_check_db(tmp_path: Path) -> None:
     assert bad.stdout.splitlines()[1:] == [
         "  - database_url: unknown database driver 'nope' in nope://x"
     ]
-
-
-# -- bench ---------------------------------------------------------------------------------
-
-
-def test_bench_json_on_a_temporary_database(tmp_path: Path) -> None:
-    env = clean_env(AUTHCORE_DATABASE_URL=sqlite_url(tmp_path / "configured.db"))
-    args = ("--sessions", "20", "--tokens", "50", "--hashes", "2", "--rounds", "4", "--json")
-    result = authcore("--allow-test-rounds", "bench", *args, cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["temporary"] is True
-    names = [(r["name"], r["count"]) for r in report["results"]]
-    assert names == [
-        ("generate_token", 50),
-        ("create_session", 20),
-        ("validate", 20),
-        ("hash_password", 2),
-    ]
-    for row in report["results"]:
-        assert row["ops_per_second"] > 0
-        assert 0 < row["p50_ms"] <= row["p99_ms"]
-    assert report["results"][3]["note"] == "bcrypt_sha256, 4 rounds"
-    assert list(tmp_path.iterdir()) == []  # the configured database was not touched
-
-
-def test_bench_on_a_given_database_cleans_up(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "bench.db")
-    args = ("--sessions", "10", "--tokens", "10", "--hashes", "1", "--concurrency", "3")
-    result = authcore("bench", "--database-url", url, *args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"authcore bench on {url}\n")
-    assert "create_session        10" in result.stdout
-    assert "concurrency 3" in result.stdout
-    assert "bcrypt_sha256, 12 rounds" in result.stdout
-    stats = json.loads(authcore("stats", "--json", "--database-url", url, cwd=tmp_path).stdout)
-    assert stats["sessions"] == 0
-
-
-async def test_run_bench_reuses_pieces() -> None:
-    report = await run_bench(sessions=3, tokens=3, hashes=1, rounds=4)
-    assert report.temporary
-    assert [m.count for m in report.results] == [3, 3, 3, 1]
-    assert report.table().splitlines()[4].split()[:2] == ["generate_token", "3"]
-
-
-def test_measurement_figures() -> None:
-    m = Measurement("op", 4, 2.0, (0.001, 0.002, 0.003, 0.004))
-    assert m.ops_per_second == 2.0
-    assert m.p50_ms == pytest.approx(2.0)
-    assert m.p99_ms == pytest.approx(4.0)
-    assert Measurement("op", 1, 0.0, (0.0,)).ops_per_second == float("inf")
-    assert percentile([], 50) == 0.0
-    assert percentile([5.0, 1.0, 3.0], 0) == 1.0
-    assert percentile([5.0, 1.0, 3.0], 100) == 5.0
 
 
 # -- error handling, in-process -------------------------------------------------------------

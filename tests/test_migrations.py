@@ -21,12 +21,15 @@ from typing import Any
 
 import pytest
 from alembic import command
+from alembic.autogenerate import render_python_code
 from alembic.config import Config
+from alembic.operations import ops
 from sqlalchemy import ForeignKey, MetaData, String, Text, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from authcore import create_engine, create_schema, dispose_engine, metadata
+from authcore.db import alembic_render_item
 
 from .pgserver import PostgresServer
 
@@ -39,6 +42,30 @@ def documented_env_py() -> str:
     page = DOCS.read_text()
     section = page.split("## A complete async `env.py`", 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_env_py_uses_the_shipped_hook() -> None:
+    env_py = documented_env_py()
+    assert "from authcore.db import alembic_render_item" in env_py
+    assert "render_item=alembic_render_item" in env_py
+    assert "def render_item" not in env_py
+
+
+@pytest.mark.parametrize("prefix", ["sa.", "sqla."])
+def test_render_item_hook_writes_authcore_timestamps_as_plain_sqlalchemy(prefix: str) -> None:
+    table = ops.UpgradeOps([ops.CreateTableOp.from_table(metadata.tables["authcore_sessions"])])
+    # Alembic alone refers to authcore's private column type, with no import.
+    assert "authcore.db._schema.UTCDateTime(" in render_python_code(table)
+
+    source = render_python_code(
+        table, sqlalchemy_module_prefix=prefix, render_item=alembic_render_item
+    )
+    plain = f'{prefix}DateTime(timezone=True).with_variant({prefix}BigInteger(), "sqlite")'
+    assert f"{prefix}Column('expires_at', {plain}, nullable=False)" in source
+    assert source.count(plain) == 4  # created_at, last_seen_at, expires_at, revoked_at
+    assert "authcore" not in source.replace("authcore_sessions", "")
+    # Every other column keeps Alembic's own rendering.
+    assert f"{prefix}Column('token_hash', {prefix}String(length=64), nullable=False)" in source
 
 
 def app_models() -> ModuleType:

@@ -12,7 +12,6 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,11 +178,3 @@ async def test_four_processes_share_one_database(
     assert workers[3].ask("validate", batches[2][0]) == "TokenRevokedError"
     for worker in workers:
         worker.quit()
-
-
-def test_four_processes_create_a_sqlite_schema_at_once(tmp_path: Path) -> None:
-    for workers in start_workers(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"):
-        assert all_at_once(workers, "schema") == [True] * PROCESSES
-        assert workers[0].ask("validate", "token_x_1_" + "0" * 64) == "InvalidTokenError"
-        for worker in workers:
-            worker.quit()

@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 from authcore import SessionStore, create_engine, create_schema, dispose_engine, hash_token
 from authcore.db._schema import sessions_table
 
+from .test_postgres_scale import PROCESSES, all_at_once, start_workers
+
 
 async def test_raw_token_is_not_in_the_file_or_its_wal(tmp_path: Path) -> None:
     database = tmp_path / "disk.db"
@@ -91,3 +93,11 @@ async def test_four_processes_create_sessions_in_one_file(tmp_path: Path) -> Non
             assert (await store.validate(token)).user_id == "shared-user"
     finally:
         await dispose_engine(engine)
+
+
+def test_four_processes_create_a_sqlite_schema_at_once(tmp_path: Path) -> None:
+    for workers in start_workers(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"):
+        assert all_at_once(workers, "schema") == [True] * PROCESSES
+        assert workers[0].ask("validate", "token_x_1_" + "0" * 64) == "InvalidTokenError"
+        for worker in workers:
+            worker.quit()

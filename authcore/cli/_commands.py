@@ -73,7 +73,7 @@ class _ProgressBar:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from authcore._demo import run_demo
+    from authcore.cli._demo import run_demo
 
     run_demo(args.database)
     return 0
@@ -283,7 +283,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     # Only an explicit --database-url is benchmarked: never a database that
     # the environment or a configuration file happens to point at.
     settings = _settings(args, rounds=args.rounds, database_url=False)
-    from authcore._bench import run_bench
+    from authcore.cli._bench import run_bench
 
     report = asyncio.run(
         run_bench(

@@ -1,12 +1,21 @@
 """Async engines for authcore: creation with safe defaults, schema, and clean disposal.
 
 Public API: :func:`create_engine`, :func:`create_schema`, :func:`dispose_engine`,
-:func:`managed_engine` and :data:`metadata`.
+:func:`managed_engine` and :data:`metadata`; for an application's Alembic
+environment, :func:`alembic_render_item`.
 """
 
+from authcore.db._alembic import alembic_render_item
 from authcore.db._dispose import dispose_engine
 from authcore.db._engine import create_engine
 from authcore.db._lifecycle import create_schema, managed_engine
 from authcore.db._schema import metadata
 
-__all__ = ["create_engine", "create_schema", "dispose_engine", "managed_engine", "metadata"]
+__all__ = [
+    "alembic_render_item",
+    "create_engine",
+    "create_schema",
+    "dispose_engine",
+    "managed_engine",
+    "metadata",
+]

@@ -24,22 +24,22 @@ from typing import Any, Final
 
 from jose import jws
 
-from authcore._time import EPOCH, Clock, read_clock, system_clock
+from authcore._defaults import ACCESS_TTL
+from authcore._time import EPOCH, Clock, checked_clock, positive_timedelta, read_clock
 from authcore.errors import InvalidTokenError, MalformedTokenError, TokenExpiredError
 from authcore.jwt._parsing import (
-    _MAX_DEPTH,
-    _MAX_TIME,
-    _MICROSECOND,
-    _MIN_KEY_BYTES,
-    _RESERVED,
-    _SECOND,
-    _SHAPE,
-    _decode_object,
-    _decode_segment,
-    _lifetime,
-    _make_key,
-    _micros,
-    _too_deep,
+    MAX_DEPTH,
+    MAX_TIME,
+    MICROSECOND,
+    MIN_KEY_BYTES,
+    RESERVED_CLAIMS,
+    SECOND,
+    TOKEN_SHAPE,
+    claim_micros,
+    decode_object,
+    decode_segment,
+    make_key,
+    too_deep,
 )
 
 __all__ = ["JWTManager"]
@@ -102,14 +102,14 @@ class JWTManager:
         algorithm: str = "HS256",
         issuer: str | None = None,
         audience: str | None = None,
-        ttl: timedelta = timedelta(minutes=15),
+        ttl: timedelta = ACCESS_TTL,
         leeway: timedelta = timedelta(0),
         clock: Clock | None = None,
         previous_secrets: Sequence[str | bytes] = (),
     ) -> None:
         if not isinstance(algorithm, str):
             raise TypeError(f"algorithm must be a str, got {type(algorithm).__name__}")
-        if algorithm not in _MIN_KEY_BYTES:
+        if algorithm not in MIN_KEY_BYTES:
             raise ValueError("algorithm must be one of HS256, HS384, HS512")
         for name, value in (("issuer", issuer), ("audience", audience)):
             if value is not None and not isinstance(value, str):
@@ -120,20 +120,18 @@ class JWTManager:
             raise TypeError(f"leeway must be a datetime.timedelta, got {type(leeway).__name__}")
         if leeway < timedelta(0):
             raise ValueError("leeway must not be negative")
-        if clock is not None and not callable(clock):
-            raise TypeError("clock must be a zero-argument callable returning a datetime")
+        self._clock: Clock = checked_clock(clock)
         if isinstance(previous_secrets, str | bytes) or not isinstance(previous_secrets, Sequence):
             raise TypeError("previous_secrets must be a sequence of str or bytes keys")
         self._algorithm = algorithm
         self._issuer = issuer
         self._audience = audience
-        self._ttl = _lifetime(ttl, "ttl")
+        self._ttl = positive_timedelta(ttl, name="ttl")
         self._leeway = leeway
-        self._clock: Clock = system_clock if clock is None else clock
-        self._kid, signing_key = _make_key(secret, algorithm, "secret")
+        self._kid, signing_key = make_key(secret, algorithm, "secret")
         self._keys: dict[str, Any] = {self._kid: signing_key}
         for old in previous_secrets:
-            kid, key = _make_key(old, algorithm, "each of previous_secrets")
+            kid, key = make_key(old, algorithm, "each of previous_secrets")
             self._keys.setdefault(kid, key)
 
     def __repr__(self) -> str:
@@ -198,11 +196,11 @@ class JWTManager:
                 32, an ``exp`` past year 9999, or a token over 8 KiB.
         """
         payload: dict[str, Any] = {"sub": _text(subject, "subject")}
-        lifetime = self._ttl if ttl is None else _lifetime(ttl, "ttl")
+        lifetime = self._ttl if ttl is None else positive_timedelta(ttl, name="ttl")
         now = read_clock(self._clock)
-        payload["iat"] = iat = (now - EPOCH) // _SECOND
-        payload["exp"] = exp = iat - (-lifetime // _SECOND)
-        if iat < 0 or exp > _MAX_TIME:
+        payload["iat"] = iat = (now - EPOCH) // SECOND
+        payload["exp"] = exp = iat - (-lifetime // SECOND)
+        if iat < 0 or exp > MAX_TIME:
             raise ValueError("iat and exp must fall between 1970 and the year 9999")
         payload["jti"] = secrets.token_urlsafe(16)
         if session_id is not None:
@@ -224,15 +222,15 @@ class JWTManager:
             for name in claims:
                 if not isinstance(name, str):
                     raise TypeError("claim names must be str")
-                if name in _RESERVED:
+                if name in RESERVED_CLAIMS:
                     raise ValueError(f"claim {name!r} is reserved for authcore")
             payload.update(claims)
         try:
             text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
         except RecursionError:
-            text = "[" * (_MAX_DEPTH + 1)
-        if _too_deep(text):
-            raise ValueError(f"claims must not nest deeper than {_MAX_DEPTH} levels")
+            text = "[" * (MAX_DEPTH + 1)
+        if too_deep(text):
+            raise ValueError(f"claims must not nest deeper than {MAX_DEPTH} levels")
         headers = {"kid": self._kid}
         token: str = jws.sign(text.encode("ascii"), self._keys[self._kid], headers, self._algorithm)
         if len(token) > MAX_TOKEN_LENGTH:
@@ -273,12 +271,12 @@ class JWTManager:
             raise MalformedTokenError("a JWT must be a str")
         if len(token) > MAX_TOKEN_LENGTH:
             raise MalformedTokenError("the token is longer than 8 KiB")
-        if _SHAPE.fullmatch(token) is None:
+        if TOKEN_SHAPE.fullmatch(token) is None:
             raise MalformedTokenError("a JWT must be three base64url segments")
         header_segment, payload_segment, signature_segment = token.split(".")
         try:
-            header = _decode_object(header_segment)
-            signature = _decode_segment(signature_segment)
+            header = decode_object(header_segment)
+            signature = decode_segment(signature_segment)
         except (ValueError, RecursionError):
             raise MalformedTokenError("the token header is not valid") from None
         if "crit" in header:
@@ -293,22 +291,22 @@ class JWTManager:
         if not key.verify(signing_input.encode("ascii"), signature):
             raise InvalidTokenError("the token signature does not match")
         try:
-            claims = _decode_object(payload_segment)
+            claims = decode_object(payload_segment)
         except (ValueError, RecursionError):
             raise MalformedTokenError("the token claims are not a valid JSON object") from None
         try:
-            now = (read_clock(self._clock) - EPOCH) // _MICROSECOND
+            now = (read_clock(self._clock) - EPOCH) // MICROSECOND
         except Exception as exc:
             raise InvalidTokenError("the clock failed; see __cause__") from exc
         self._check_claims(claims, now)
         return claims
 
     def _check_claims(self, claims: dict[str, Any], now: int) -> None:
-        exp = _micros(claims, "exp")
-        latest = now + self._leeway // _MICROSECOND
-        if _micros(claims, "iat") > latest:
+        exp = claim_micros(claims, "exp")
+        latest = now + self._leeway // MICROSECOND
+        if claim_micros(claims, "iat") > latest:
             raise InvalidTokenError("the token was issued in the future")
-        if "nbf" in claims and _micros(claims, "nbf") > latest:
+        if "nbf" in claims and claim_micros(claims, "nbf") > latest:
             raise InvalidTokenError("the token is not valid yet")
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
@@ -327,7 +325,7 @@ class JWTManager:
         for name in ("jti", "sid", "scope"):
             if name in claims and not isinstance(claims[name], str):
                 raise InvalidTokenError(f"the {name} claim is not a string")
-        if now >= exp + self._leeway // _MICROSECOND:
+        if now >= exp + self._leeway // MICROSECOND:
             raise TokenExpiredError("the token has expired")
 
 

@@ -9,16 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from authcore.db import create_schema, dispose_engine
-from authcore.db._engine import create_engine
+from authcore.cli._parser import DEMO_DATABASE
+from authcore.db import create_engine, create_schema, dispose_engine
 from authcore.errors import TokenReuseError, TokenRevokedError, UserExistsError
 from authcore.passwords import PasswordHasher
 from authcore.sessions import AuthSession, SessionStore
 from authcore.users import User, UserStore
 
-__all__ = ["DEMO_DATABASE", "run_demo"]
+__all__ = ["run_demo"]
 
-DEMO_DATABASE = "authcore-demo.db"
 PASSWORDS = {"alice": "correct horse battery staple", "bob": "hunter2 but much longer"}
 
 
@@ -71,7 +70,7 @@ async def _tour(path: Path, tour: Tour) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     try:
         await create_schema(engine)
-        store = SessionStore(engine, ttl=timedelta(days=14), idle_timeout=timedelta(hours=12))
+        store = SessionStore(engine, idle_timeout=timedelta(hours=12))
         users = UserStore(engine, hasher=PasswordHasher(rounds=12))
         print(f"authcore demo on {path}", file=tour.out)
 
