@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from authcore.config._values import MIN_SECRET_BYTES
+from authcore.config import MIN_SECRET_BYTES
 
 __all__ = ["DEMO_DATABASE", "MIN_SECRET_BYTES", "build_parser"]
 
