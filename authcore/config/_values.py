@@ -175,10 +175,12 @@ def _check_url(value: object, key: str, text: bool) -> str:
         ) from None
     try:
         dialect = url.get_dialect()
-    except NoSuchModuleError:
+    except (NoSuchModuleError, ValueError):  # ValueError: "a+b+c://"
         raise ConfigError(
             [f"{key}: unknown database driver {describe(url.drivername)} in {safe_url(value)}"]
         ) from None
+    if url.port is not None and not 0 < url.port < 65_536:
+        raise ConfigError([f"{key}: port must be between 1 and 65535, got {describe(url.port)}"])
     if not getattr(dialect, "is_async", False):
         raise ConfigError(
             [
