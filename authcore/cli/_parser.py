@@ -71,7 +71,10 @@ def _common_options(*, in_subcommand: bool) -> _Parser:
     parser = _Parser(add_help=False)
     group = parser.add_argument_group("configuration")
     group.add_argument(
-        "--config-file", metavar="PATH", default=unset, help="TOML file with an [authcore] table"
+        "--config-file",
+        metavar="PATH",
+        default=unset,
+        help="TOML file with an [authcore] table (default: $AUTHCORE_CONFIG_FILE, if set)",
     )
     group.add_argument(
         "--database-url",

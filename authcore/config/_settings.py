@@ -108,8 +108,7 @@ def app_keywords(settings: Settings, *, require_secret: bool = True) -> dict[str
     it ``hasher=PasswordHasher(rounds=...)``).
 
     Example:
-        >>> from datetime import timedelta
-        >>> app_keywords(Settings(secret_key="s" * 32), require_secret=True)["session_ttl"]
+        >>> app_keywords(Settings(secret_key="s" * 32))["session_ttl"]
         datetime.timedelta(days=14)
 
     Args:
