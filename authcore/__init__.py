@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from authcore.errors import (
     AuthError,
+    ConfigError,
     DependencyVersionError,
     InvalidTokenError,
     MalformedTokenError,
@@ -81,6 +82,7 @@ __all__ = [
     "AuthError",
     "AuthSession",
     "BaseSessionStore",
+    "ConfigError",
     "DependencyVersionError",
     "InvalidTokenError",
     "JWTManager",

@@ -14,7 +14,9 @@ Every error authcore raises on purpose derives from :class:`AuthError`::
     ├── UserNotFoundError            (also LookupError) no user with that id
     ├── StorageError                 the database failed or is unreachable; the
     │                                driver's exception is chained as ``__cause__``
-    └── DependencyVersionError       (also ImportError) an unsupported dependency version
+    ├── DependencyVersionError       (also ImportError) an unsupported dependency version
+    └── ConfigError                  (also ValueError) invalid settings; ``.problems``
+                                     lists every problem as ``"key: what is wrong"``
 
 Messages are written for humans and never contain a raw token, a password, a
 password hash or a key, so they are safe to log and to show.
@@ -22,8 +24,11 @@ password hash or a key, so they are safe to log and to show.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "AuthError",
+    "ConfigError",
     "DependencyVersionError",
     "InvalidTokenError",
     "MalformedTokenError",
@@ -96,3 +101,20 @@ class DependencyVersionError(AuthError, ImportError):
 
     The message names the installed version and the command that fixes it.
     """
+
+
+class ConfigError(AuthError, ValueError):
+    """The configuration is invalid; :attr:`problems` lists every problem found.
+
+    Each problem reads ``"key: what is wrong"``, where the key is a setting's
+    name (``session_ttl``), an environment variable (``AUTHCORE_SESSION_TTL``)
+    or ``config file``. ``str()`` joins them with ``"; "``. Guaranteed: no
+    problem ever contains the secret key or a database password.
+
+    Attributes:
+        problems: One entry per problem, in the order found.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: list[str] = list(problems)
+        super().__init__("; ".join(self.problems))

@@ -17,6 +17,7 @@ def test_all_is_pinned() -> None:
         "AuthError",
         "AuthSession",
         "BaseSessionStore",
+        "ConfigError",
         "DependencyVersionError",
         "InvalidTokenError",
         "JWTManager",

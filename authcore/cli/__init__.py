@@ -5,8 +5,9 @@ failure; errors are one clear line on standard error, and never contain a
 token, a password, a hash or a key (``--debug`` shows the traceback instead).
 
 Settings come from ``--database-url`` and the other flags, then the
-``AUTHCORE_*`` environment variables, then ``--config-file`` (TOML), then the
-defaults; see :mod:`authcore.config`. SQLAlchemy, passlib and the database
+``AUTHCORE_*`` environment variables, then ``--config-file`` (TOML; by
+default the file named by ``AUTHCORE_CONFIG_FILE``), then the defaults; see
+:mod:`authcore.config`, which applications read too. SQLAlchemy, passlib and the database
 drivers are imported only by the commands that use them, so ``authcore
 --help`` stays fast.
 """

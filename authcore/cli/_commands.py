@@ -18,7 +18,15 @@ from authcore.cli._database import (
     schema_problems,
     store_for,
 )
-from authcore.config import ConfigError, Settings, _load, safe_url
+from authcore.config import (
+    ConfigError,
+    Settings,
+    app_keywords,
+    check_settings,
+    load_settings,
+    safe_url,
+)
+from authcore.config import format_duration as _format_duration
 
 __all__ = ["COMMANDS"]
 
@@ -33,22 +41,12 @@ def _settings(
     overrides: dict[str, object] = {"bcrypt_rounds": rounds}
     if database_url:
         overrides["database_url"] = args.database_url
-    return _load(
-        config_file=args.config_file,
+    return load_settings(
+        args.config_file,
         overrides=overrides,
         require_secret=require_secret,
         allow_test_rounds=args.allow_test_rounds,
-    ).settings()
-
-
-def _format_duration(value: timedelta | None) -> str:
-    if value is None:
-        return "off"
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    )
 
 
 class _ProgressBar:
@@ -232,24 +230,26 @@ def _cmd_gen_secret(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    loaded = _load(
-        config_file=args.config_file,
+    # The same checks and the same translation as AuthCore.from_settings: what
+    # this prints is what the application runs with.
+    report = check_settings(
+        args.config_file,
         overrides={"database_url": args.database_url},
         require_secret=True,
         allow_test_rounds=args.allow_test_rounds,
     )
-    problems = list(loaded.problems)
+    problems = list(report.problems)
     database = None
     url_is_bad = any(p.startswith(("database_url", "AUTHCORE_DATABASE_URL")) for p in problems)
     if args.check_db and not url_is_bad:
-        url = loaded.values.get("database_url", Settings.database_url)
+        url = report.values.get("database_url", Settings.database_url)
         try:
             database = asyncio.run(check_database(url, args.timeout, require_schema=False))
         except CommandError as exc:
             problems.append(f"database_url: cannot use the database: {exc}")
         except ConfigError as exc:
             problems.extend(exc.problems)
-    source = args.config_file or "environment and defaults"
+    source = report.config_file or "environment and defaults"
     if problems:
         print(f"{source}: {_plural(len(problems), 'problem')}")
         for problem in problems:
@@ -260,23 +260,25 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    settings = loaded.settings()
-    secret = settings.secret_key or ""
-    shown = {
-        "database_url": safe_url(settings.database_url),
-        "secret_key": f"set ({len(secret.encode('utf-8', 'surrogatepass'))} bytes)",
-        "session_ttl": _format_duration(settings.session_ttl),
-        "idle_timeout": _format_duration(settings.idle_timeout),
-        "access_ttl": _format_duration(settings.access_ttl),
-        "bcrypt_rounds": str(settings.bcrypt_rounds),
-    }
     print(f"{source}: configuration ok")
-    for key, value in shown.items():
-        origin = loaded.sources[key]
-        print(f"  {key:<14} {value:<40} ({'default' if origin == 'default' else 'from ' + origin})")
+    for key, value in app_keywords(report.settings()).items():
+        origin = report.sources[key]
+        shown = _shown_setting(key, value)
+        print(f"  {key:<14} {shown:<40} ({'default' if origin == 'default' else 'from ' + origin})")
     if database is not None:
         print(f"  {'database':<14} {database}")
     return 0
+
+
+def _shown_setting(key: str, value: object) -> str:
+    """A setting as validate prints it: no secret, no database password."""
+    if key == "database_url" and isinstance(value, str):
+        return safe_url(value)
+    if key == "secret_key" and isinstance(value, str):
+        return f"set ({len(value.encode('utf-8'))} bytes)"
+    if value is None or isinstance(value, timedelta):
+        return _format_duration(value)
+    return str(value)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from authcore.config._values import MIN_SECRET_BYTES
+from authcore.config import MIN_SECRET_BYTES
 
 __all__ = ["DEMO_DATABASE", "MIN_SECRET_BYTES", "build_parser"]
 
@@ -71,7 +71,10 @@ def _common_options(*, in_subcommand: bool) -> _Parser:
     parser = _Parser(add_help=False)
     group = parser.add_argument_group("configuration")
     group.add_argument(
-        "--config-file", metavar="PATH", default=unset, help="TOML file with an [authcore] table"
+        "--config-file",
+        metavar="PATH",
+        default=unset,
+        help="TOML file with an [authcore] table (default: $AUTHCORE_CONFIG_FILE, if set)",
     )
     group.add_argument(
         "--database-url",

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, Self
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore._time import Clock
+from authcore.config import Settings, app_keywords, load_settings
 from authcore.db import create_engine, create_schema, dispose_engine
 from authcore.db._engine import DEFAULT_URL
 from authcore.errors import InvalidTokenError, StorageError
@@ -210,6 +211,39 @@ class AuthCore:
         )
         self._router: APIRouter | None = None
         self._make_dependencies()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **keywords: Any) -> Self:
+        """Build the app from settings: the values ``authcore validate`` reports.
+
+        Example:
+            >>> auth = AuthCore.from_settings(cookie_secure=False)  # doctest: +SKIP
+            >>> app = FastAPI(lifespan=auth.lifespan)  # doctest: +SKIP
+
+        The values come from :func:`authcore.config.app_keywords`, the one
+        translation the command line prints too: ``database_url``,
+        ``secret_key``, ``session_ttl``, ``idle_timeout``, ``access_ttl``, and
+        ``bcrypt_rounds`` as ``hasher=PasswordHasher(rounds=...)``.
+
+        Args:
+            settings: The settings; ``None`` loads them with
+                :func:`~authcore.config.load_settings` (``AUTHCORE_*``
+                variables and the file named by ``AUTHCORE_CONFIG_FILE``).
+            **keywords: Any other ``AuthCore`` keyword; one that the settings
+                also give wins over them (``hasher`` over ``bcrypt_rounds``).
+
+        Raises:
+            ConfigError: the settings are invalid or have no ``secret_key``
+                (and no ``secret_key`` keyword is given).
+        """
+        require_secret = "secret_key" not in keywords
+        if settings is None:
+            settings = load_settings(require_secret=require_secret)
+        options = app_keywords(settings, require_secret=require_secret)
+        rounds = options.pop("bcrypt_rounds")
+        if "hasher" not in keywords:
+            options["hasher"] = PasswordHasher(rounds=rounds)
+        return cls(**{**options, **keywords})
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
