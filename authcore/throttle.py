@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import ColumnElement, delete, insert, select
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore._time import Clock, positive_timedelta, read_clock, system_clock
@@ -28,6 +28,7 @@ from authcore.users._model import name_key
 __all__ = ["LoginThrottle"]
 
 MAX_IP_LENGTH: Final = 64
+_CLEARED: Final = ""  # the username_key of a failure that counts for its IP only
 
 
 def _username_key(username: object) -> str:
@@ -181,8 +182,8 @@ class LoginThrottle:
     async def record_success(self, username: str, ip: str | None) -> None:
         """Forget the failures of *username* after a successful login.
 
-        The IP's failures still count: a success for one account says nothing
-        about the other usernames tried from that address.
+        The failures still count for their IP addresses: a success for one
+        account says nothing about the other usernames tried from there.
 
         Raises:
             TypeError, ValueError: as :meth:`check`.
@@ -190,6 +191,9 @@ class LoginThrottle:
         """
         key = _username_key(username)
         _check_ip(ip)
+        mine = f.c.username_key == key
         with storage_errors("clearing failed logins"):
             async with write_transaction(self.engine) as conn:
-                await conn.execute(delete(f).where(f.c.username_key == key))
+                await conn.execute(delete(f).where(mine, f.c.ip.is_(None)))
+                # Still counted for their address, no longer for the username.
+                await conn.execute(update(f).where(mine).values(username_key=_CLEARED))
