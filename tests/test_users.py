@@ -23,7 +23,7 @@ from authcore import (
 )
 from authcore.db._schema import users_table
 from authcore.testing import FakeClock, fast_hasher
-from authcore.users import UserStore
+from authcore.users import User, UserStore
 
 from .conftest import SQL_BACKENDS
 
@@ -278,3 +278,21 @@ async def test_one_time_tokens_never_reach_the_database_or_a_log(
         for text in (secret, secret.rsplit("_", 1)[-1]):
             assert text.encode() not in stored
             assert text not in logs
+
+
+def test_user_records_built_before_emails_still_work() -> None:
+    """``email`` and ``is_verified`` are keyword-only with defaults: old call sites still work."""
+    from datetime import UTC, datetime
+
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    user = User("u1", "stub", True, moment, None)
+    assert (user.email, user.is_verified) == (None, False)
+    assert list(User.__dataclass_fields__) == [
+        "id",
+        "username",
+        "email",
+        "is_active",
+        "is_verified",
+        "created_at",
+        "last_login_at",
+    ]

@@ -19,7 +19,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
 
@@ -70,9 +70,10 @@ class User:
 
     id: str
     username: str
-    email: str | None
+    # Keyword-only with defaults: code that built a User before they existed still works.
+    email: str | None = field(default=None, kw_only=True)
     is_active: bool
-    is_verified: bool
+    is_verified: bool = field(default=False, kw_only=True)
     created_at: datetime
     last_login_at: datetime | None
 
