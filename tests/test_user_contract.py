@@ -352,7 +352,9 @@ async def test_bad_emails_are_refused(users: BaseUserStore, bad: str) -> None:
 async def test_set_email(users: BaseUserStore) -> None:
     alice = await users.create_user("alice", "pw", email="alice@example.com")
     await users.verify_email(await users.make_verify_token(alice.id))
+    pending = await users.make_verify_token(alice.id)
     await users.set_email(alice.id, "ALICE@example.com")  # the same address: still verified
+    assert (await users.verify_email(pending)).email == "ALICE@example.com"
     same = await users.get_user(alice.id)
     assert same is not None
     assert (same.email, same.is_verified) == ("ALICE@example.com", True)

@@ -311,7 +311,9 @@ class BaseUserStore(OneTimeTokens):
         if key == account.email_key and display == account.email:
             return
         values: dict[str, Any] = {"email": display, "email_key": key}
-        if key != account.email_key:
+        new_address = key != account.email_key
+        if new_address:
             values["is_verified"] = False
-        if not await self._update(account.id, values, drop_tokens="verify"):
+        drop: Purpose | None = "verify" if new_address else None
+        if not await self._update(account.id, values, drop_tokens=drop):
             raise UserNotFoundError(f"no user with id {account.id!r}")
