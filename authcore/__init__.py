@@ -20,6 +20,7 @@ from authcore.errors import (
     ConfigError,
     DependencyVersionError,
     InvalidTokenError,
+    LoginThrottledError,
     MalformedTokenError,
     PasswordPolicyError,
     StorageError,
@@ -34,9 +35,11 @@ if TYPE_CHECKING:
     from authcore.db import create_engine, create_schema, dispose_engine, managed_engine, metadata
     from authcore.jwt import JWTManager
     from authcore.passwords import PasswordHasher
+    from authcore.policy import PasswordPolicy
     from authcore.sessions import AuthSession, BaseSessionStore, SessionStore
+    from authcore.throttle import LoginThrottle
     from authcore.tokens import TokenParts, generate_token, hash_token, parse_token
-    from authcore.users import User, UserStore
+    from authcore.users import BaseUserStore, User, UserStore
 
 try:
     __version__ = version("authcore")
@@ -53,6 +56,8 @@ _LAZY = {
     "metadata": "authcore.db",
     "JWTManager": "authcore.jwt",
     "PasswordHasher": "authcore.passwords",
+    "PasswordPolicy": "authcore.policy",
+    "LoginThrottle": "authcore.throttle",
     "AuthSession": "authcore.sessions",
     "BaseSessionStore": "authcore.sessions",
     "SessionStore": "authcore.sessions",
@@ -60,6 +65,7 @@ _LAZY = {
     "generate_token": "authcore.tokens",
     "hash_token": "authcore.tokens",
     "parse_token": "authcore.tokens",
+    "BaseUserStore": "authcore.users",
     "User": "authcore.users",
     "UserStore": "authcore.users",
 }
@@ -82,12 +88,16 @@ __all__ = [
     "AuthError",
     "AuthSession",
     "BaseSessionStore",
+    "BaseUserStore",
     "ConfigError",
     "DependencyVersionError",
     "InvalidTokenError",
     "JWTManager",
+    "LoginThrottle",
+    "LoginThrottledError",
     "MalformedTokenError",
     "PasswordHasher",
+    "PasswordPolicy",
     "PasswordPolicyError",
     "SessionStore",
     "StorageError",

@@ -9,7 +9,9 @@ Every error authcore raises on purpose derives from :class:`AuthError`::
     │   └── TokenRevokedError        session revoked (logout, revoke_all, rotation)
     │       └── TokenReuseError      a rotated-away token was presented again; its
     │                                whole rotation family is now revoked
-    ├── PasswordPolicyError          (also ValueError) empty, not a str, too long
+    ├── PasswordPolicyError          (also ValueError) empty, not a str, too long, or
+    │                                refused by a PasswordPolicy; ``.reasons`` holds the codes
+    ├── LoginThrottledError          too many failed logins; ``.retry_after`` is a timedelta
     ├── UserExistsError              username already taken (case-insensitive)
     ├── UserNotFoundError            (also LookupError) no user with that id
     ├── StorageError                 the database failed or is unreachable; the
@@ -24,13 +26,17 @@ password hash or a key, so they are safe to log and to show.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from datetime import timedelta
+from typing import Final
 
 __all__ = [
     "AuthError",
     "ConfigError",
     "DependencyVersionError",
     "InvalidTokenError",
+    "LoginThrottledError",
     "MalformedTokenError",
     "PasswordPolicyError",
     "StorageError",
@@ -77,8 +83,53 @@ class TokenReuseError(TokenRevokedError):
     """
 
 
+_REASON_WORDS: Final = {
+    "too_short": "it is too short",
+    "too_long": "it is too long",
+    "similar_to_username": "it is too similar to the username",
+    "too_common": "it is a commonly used password",
+}
+
+
 class PasswordPolicyError(AuthError, ValueError):
-    """The password is refused before any hashing: empty, not a ``str``, or too long."""
+    """The password is refused before any hashing.
+
+    Raised by :class:`~authcore.PasswordHasher` for a password that is empty,
+    not a ``str`` or too long, and by :class:`~authcore.PasswordPolicy` for one
+    its rules refuse. The message names the problems in plain words and never
+    contains the password.
+
+    Attributes:
+        reasons: The reason codes that apply, in a fixed order, from
+            ``"too_short"``, ``"too_long"``, ``"similar_to_username"`` and
+            ``"too_common"``; empty for a refusal that has no code (a value
+            that is not a ``str``, a lone surrogate, plain bcrypt's 72-byte limit).
+    """
+
+    reasons: tuple[str, ...]
+
+    def __init__(self, message: str | None = None, *, reasons: Iterable[str] = ()) -> None:
+        self.reasons = tuple(reasons)
+        if message is None:
+            words = [_REASON_WORDS.get(code, code) for code in self.reasons]
+            message = "password refused: " + ("; ".join(words) or "it is not acceptable")
+        super().__init__(message)
+
+
+class LoginThrottledError(AuthError):
+    """Too many failed logins for this username or client address; try again later.
+
+    Attributes:
+        retry_after: How long until the oldest counted failure leaves the
+            window and a login may be tried again (a positive ``timedelta``).
+    """
+
+    retry_after: timedelta
+
+    def __init__(self, retry_after: timedelta) -> None:
+        self.retry_after = retry_after
+        seconds = max(1, math.ceil(retry_after.total_seconds()))
+        super().__init__(f"too many failed logins; try again in {seconds} s")
 
 
 class UserExistsError(AuthError):

@@ -26,13 +26,14 @@ from importlib import metadata
 from typing import Any, Final, TypeVar
 
 from authcore.errors import DependencyVersionError, PasswordPolicyError
+from authcore.policy import PasswordPolicy
 
 with warnings.catch_warnings():
     # passlib 1.7.4 imports the stdlib ``crypt`` module, deprecated since Python 3.11.
     warnings.filterwarnings("ignore", "'crypt' is deprecated", DeprecationWarning)
     from passlib.context import CryptContext
 
-__all__ = ["PasswordHasher"]
+__all__ = ["PasswordHasher", "PasswordPolicy"]
 
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
@@ -71,9 +72,11 @@ def _check_password(password: object) -> bytes:
     if not isinstance(password, str):
         raise PasswordPolicyError(f"password must be a str, got {type(password).__name__}")
     if not password:
-        raise PasswordPolicyError("password must not be empty")
+        raise PasswordPolicyError("password must not be empty", reasons=("too_short",))
     if len(password) > _MAX_PASSWORD_CHARS:
-        raise PasswordPolicyError(f"password is longer than {_MAX_PASSWORD_CHARS} characters")
+        raise PasswordPolicyError(
+            f"password is longer than {_MAX_PASSWORD_CHARS} characters", reasons=("too_long",)
+        )
     try:
         return password.encode("utf-8")
     except UnicodeEncodeError:

@@ -22,6 +22,7 @@ from authcore import (
     create_engine,
     create_schema,
     dispose_engine,
+    metadata,
 )
 from authcore.cli import main
 from authcore.testing import fast_hasher
@@ -221,7 +222,8 @@ def test_help_does_not_import_sqlalchemy() -> None:
 def test_init_db_then_health(tmp_path: Path) -> None:
     first = authcore("init-db", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "created authcore_sessions, authcore_users" in first.stdout
+    tables = [table.name for table in metadata.sorted_tables]
+    assert f"created {', '.join(tables)} in " in first.stdout
     assert (tmp_path / "authcore.db").exists()
     again = authcore("init-db", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -247,7 +249,8 @@ def test_health_never_creates_a_missing_sqlite_file(tmp_path: Path) -> None:
 def test_health_reports_a_missing_schema(tmp_path: Path) -> None:
     sqlite3.connect(tmp_path / "authcore.db").close()
     message = assert_one_line_error(authcore("health", cwd=tmp_path), 1)
-    assert "schema incomplete: missing table authcore_sessions, table authcore_users" in message
+    missing = ", ".join(f"table {table.name}" for table in metadata.sorted_tables)
+    assert f"schema incomplete: missing {missing};" in message
 
 
 def test_missing_columns_are_reported_not_papered_over(tmp_path: Path) -> None:

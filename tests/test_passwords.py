@@ -80,7 +80,7 @@ def plain() -> PasswordHasher:
 
 
 def test_public_surface() -> None:
-    assert passwords.__all__ == ["PasswordHasher"]
+    assert passwords.__all__ == ["PasswordHasher", "PasswordPolicy"]
 
 
 async def test_round_trip_in_both_schemes(hasher: PasswordHasher, plain: PasswordHasher) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import authcore
+import authcore.passwords
 import authcore.testing
 
 
@@ -17,12 +18,16 @@ def test_all_is_pinned() -> None:
         "AuthError",
         "AuthSession",
         "BaseSessionStore",
+        "BaseUserStore",
         "ConfigError",
         "DependencyVersionError",
         "InvalidTokenError",
         "JWTManager",
+        "LoginThrottle",
+        "LoginThrottledError",
         "MalformedTokenError",
         "PasswordHasher",
+        "PasswordPolicy",
         "PasswordPolicyError",
         "SessionStore",
         "StorageError",
@@ -50,7 +55,12 @@ def test_all_is_pinned() -> None:
 
 
 def test_testing_kit_surface() -> None:
-    assert authcore.testing.__all__ == ["FakeClock", "InMemorySessionStore", "fast_hasher"]
+    assert authcore.testing.__all__ == [
+        "FakeClock",
+        "InMemorySessionStore",
+        "InMemoryUserStore",
+        "fast_hasher",
+    ]
 
 
 def test_version_matches_the_installed_metadata() -> None:
@@ -67,6 +77,8 @@ def test_error_hierarchy() -> None:
     assert issubclass(e.PasswordPolicyError, ValueError)
     assert issubclass(e.UserNotFoundError, LookupError)
     assert issubclass(e.DependencyVersionError, ImportError)
+    assert not issubclass(e.LoginThrottledError, e.InvalidTokenError)
+    assert authcore.passwords.PasswordPolicy is e.PasswordPolicy
     for name in authcore.errors.__all__:
         assert issubclass(getattr(e, name), e.AuthError)
 

@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from authcore.cli._commands import COMMANDS
 from authcore.cli._database import CommandError
 from authcore.cli._parser import build_parser
+from authcore.cli._users import run_users
 from authcore.config import ConfigError
 from authcore.errors import AuthError
 
 __all__ = ["main"]
 
-_COMMANDS = COMMANDS  # tests replace entries here
+_COMMANDS = {**COMMANDS, "users": run_users}  # tests replace entries here
 
 
 def _one_line(text: str) -> str:

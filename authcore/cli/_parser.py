@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from authcore.cli._users import add_users_parser
 from authcore.config import MIN_SECRET_BYTES
 
 __all__ = ["DEMO_DATABASE", "MIN_SECRET_BYTES", "build_parser"]
@@ -168,4 +169,5 @@ def build_parser() -> argparse.ArgumentParser:
         help="also measure the floor (raw Core insert/select, a token recipe) and the ratios",
     )
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_users_parser(command, common)
     return parser

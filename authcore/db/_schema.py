@@ -16,12 +16,20 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from authcore._time import EPOCH, as_utc
 
-__all__ = ["UTCDateTime", "metadata", "sessions_table", "users_table"]
+__all__ = [
+    "UTCDateTime",
+    "login_failures_table",
+    "metadata",
+    "sessions_table",
+    "user_tokens_table",
+    "users_table",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -101,5 +109,37 @@ users_table = Table(
     Column("is_active", Boolean(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("last_login_at", UTCDateTime(), nullable=True),
+    # Added in 0.2 (nullable or with a server default, so existing rows migrate as they are).
+    Column("email", String(254), nullable=True),
+    # NFKC-normalised, case-folded email: unique when present.
+    Column("email_key", String(254), nullable=True),
+    Column("is_verified", Boolean(), nullable=False, server_default=false()),
     Index("ux_authcore_users_username_key", "username_key", unique=True),
+    Index("ux_authcore_users_email_key", "email_key", unique=True),
+)
+
+user_tokens_table = Table(
+    "authcore_user_tokens",
+    metadata,
+    # SHA-256 of a password reset or email verification token: never the token itself.
+    Column("token_hash", String(64), primary_key=True),
+    Column("purpose", String(16), nullable=False),  # "reset" or "verify"
+    Column("user_id", String(32), nullable=False, index=True),
+    # SHA-256 of what the token is bound to (the password hash, or the email key):
+    # when that changes, the token is obsolete.
+    Column("binding", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+login_failures_table = Table(
+    "authcore_login_failures",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    # SHA-256 of the normalised username (known or not): no account names at rest.
+    Column("username_key", String(64), nullable=False),
+    Column("ip", String(64), nullable=True),
+    Column("failed_at", UTCDateTime(), nullable=False, index=True),
+    Index("ix_authcore_login_failures_username_key_failed_at", "username_key", "failed_at"),
+    Index("ix_authcore_login_failures_ip_failed_at", "ip", "failed_at"),
 )

@@ -2,6 +2,7 @@
 
 * :class:`FakeClock`: a clock that moves only when told to.
 * :class:`InMemorySessionStore`: the session store contract with no database.
+* :class:`InMemoryUserStore`: the user store contract with no database.
 * :func:`fast_hasher`: a :class:`~authcore.PasswordHasher` at bcrypt's minimum cost.
 * A pytest plugin (registered automatically when authcore is installed) with
   the fixtures ``authcore_clock``, ``authcore_engine``, ``authcore_store``,
@@ -12,8 +13,9 @@
 from authcore.passwords import PasswordHasher
 from authcore.testing._clock import FakeClock
 from authcore.testing._memory import InMemorySessionStore
+from authcore.testing._users import InMemoryUserStore
 
-__all__ = ["FakeClock", "InMemorySessionStore", "fast_hasher"]
+__all__ = ["FakeClock", "InMemorySessionStore", "InMemoryUserStore", "fast_hasher"]
 
 
 def fast_hasher() -> PasswordHasher:
