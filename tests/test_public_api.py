@@ -49,7 +49,13 @@ def test_all_is_pinned() -> None:
 
 
 def test_testing_kit_surface() -> None:
-    assert authcore.testing.__all__ == ["FakeClock", "InMemorySessionStore", "fast_hasher"]
+    assert authcore.testing.__all__ == [
+        "FakeClock",
+        "InMemorySessionStore",
+        "async_force_login",
+        "fast_hasher",
+        "force_login",
+    ]
 
 
 def test_version_matches_the_installed_metadata() -> None:
