@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -339,9 +340,26 @@ def test_anyio_tests_beside_pytest_asyncio_in_strict_mode(
     result.assert_outcomes(passed=5)
 
 
-# -- the installed wheel in a fresh virtualenv ------------------------------------
+# -- the documentation's test modules ----------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_the_test_modules_in_the_testing_docs_pass(pytester: pytest.Pytester, mode: str) -> None:
+    """Each Python block of docs/testing.md is a complete test module; run them as tests."""
+    text = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, re.M | re.S)
+    assert len(blocks) >= 5
+    modules = {f"test_docs_block_{n}": block for n, block in enumerate(blocks)}
+    result = run(pytester, modules, mode=mode)
+    outcomes = result.parseoutcomes()
+    assert result.ret == 0, result.stdout.str()
+    assert set(outcomes) == {"passed"}, outcomes
+    assert outcomes["passed"] >= 9
+
+
+# -- the installed wheel in a fresh virtualenv ------------------------------------
 
 
 def check_run(args: list[str], cwd: Path, timeout: float = 600) -> str:
