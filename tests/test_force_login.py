@@ -17,7 +17,7 @@ from authcore.fastapi import AuthCore
 from authcore.testing import FakeClock, async_force_login, fast_hasher, force_login
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
-PASSWORD = "correct horse battery staple"
+PASSWORD = "plum-kettle-88-orbit"
 
 
 def make_auth(clock: FakeClock, **kw: Any) -> AuthCore:

@@ -99,9 +99,9 @@ def test_fixtures_work_together(pytester: pytest.Pytester) -> None:
                 await authcore_store.validate(token)
 
         async def test_users(authcore_users, authcore_hasher):
-            user = await authcore_users.create_user("alice", "s3cret-pass")
+            user = await authcore_users.create_user("alice", "plum-kettle-88-orbit")
             assert authcore_users.hasher is authcore_hasher
-            logged_in = await authcore_users.authenticate("ALICE", "s3cret-pass")
+            logged_in = await authcore_users.authenticate("ALICE", "plum-kettle-88-orbit")
             assert logged_in.id == user.id
 
         async def test_engine_is_fresh_per_test(authcore_engine):
@@ -246,8 +246,8 @@ async def test_store(authcore_store, authcore_clock):
 
 
 async def test_users(authcore_users):
-    user = await authcore_users.create_user("alice", "s3cret-pass")
-    assert (await authcore_users.authenticate("alice", "s3cret-pass")).id == user.id
+    user = await authcore_users.create_user("alice", "plum-kettle-88-orbit")
+    assert (await authcore_users.authenticate("alice", "plum-kettle-88-orbit")).id == user.id
 
 
 async def test_engine(authcore_engine):
@@ -311,8 +311,8 @@ async def test_store(loop_spy, authcore_store, authcore_clock):
 
 
 async def test_users(authcore_users, authcore_engine):
-    user = await authcore_users.create_user("alice", "s3cret-pass")
-    assert (await authcore_users.authenticate("alice", "s3cret-pass")).id == user.id
+    user = await authcore_users.create_user("alice", "plum-kettle-88-orbit")
+    assert (await authcore_users.authenticate("alice", "plum-kettle-88-orbit")).id == user.id
     assert await SessionStore(authcore_engine).list_sessions(user.id) == []
 """
 
