@@ -101,18 +101,23 @@ def _leave_anyio_tests_to_anyio(
         fixturedef.func = marked  # type: ignore[misc]
 
 
-def async_fixtures(fixture: Decorator, *, asyncio_plugin: bool) -> types.ModuleType:
+def async_fixtures(*, for_pytest_asyncio: bool) -> types.ModuleType:
     """A plugin module holding ``authcore_engine``, ``authcore_store`` and ``authcore_users``.
 
     Args:
-        fixture: The decorator that turns each async function into a fixture
-            (``pytest_asyncio.fixture`` or ``pytest.fixture``).
-        asyncio_plugin: Whether pytest-asyncio is active; the module then also
-            carries the hook that leaves anyio tests' fixtures to anyio.
+        for_pytest_asyncio: Whether pytest-asyncio is active: the fixtures are
+            then ``pytest_asyncio.fixture`` fixtures and the module also carries
+            the hook that leaves anyio tests' fixtures to anyio; otherwise they
+            are plain ``pytest.fixture`` async fixtures.
     """
+    fixture: Decorator = pytest.fixture
+    if for_pytest_asyncio:
+        import pytest_asyncio
+
+        fixture = pytest_asyncio.fixture
     module = types.ModuleType(f"{__name__}.async_fixtures", __doc__)
     for name, function in _PLAIN.items():
         setattr(module, name, fixture(_copy(function)))
-    if asyncio_plugin:
+    if for_pytest_asyncio:
         module.pytest_fixture_setup = _leave_anyio_tests_to_anyio  # type: ignore[attr-defined]
     return module

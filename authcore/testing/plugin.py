@@ -62,12 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from authcore.testing._fixtures import async_fixtures
 
-    if _pytest_asyncio_is_active(config):
-        import pytest_asyncio
-
-        module = async_fixtures(pytest_asyncio.fixture, asyncio_plugin=True)
-    else:
-        module = async_fixtures(pytest.fixture, asyncio_plugin=False)
+    module = async_fixtures(for_pytest_asyncio=_pytest_asyncio_is_active(config))
     config.pluginmanager.register(module, ASYNC_FIXTURES)
 
 
