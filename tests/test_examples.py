@@ -50,4 +50,4 @@ def test_example_test_suite_passes_in_strict_mode(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 passed" in result.stdout
+    assert "7 passed" in result.stdout

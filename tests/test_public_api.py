@@ -59,7 +59,9 @@ def test_testing_kit_surface() -> None:
         "FakeClock",
         "InMemorySessionStore",
         "InMemoryUserStore",
+        "async_force_login",
         "fast_hasher",
+        "force_login",
     ]
 
 

@@ -1,8 +1,15 @@
 """authcore's pytest plugin, registered through the ``pytest11`` entry point.
 
-It only defines fixtures, all named ``authcore_*`` and none autouse: a test
-suite that does not ask for them sees no change. Async fixtures are
-function-scoped, so they work under pytest-asyncio's default event loop.
+pytest loads it into every run of every project that has authcore installed,
+so it is built to be invisible until asked for:
+
+* It only defines fixtures, all named ``authcore_*`` and none autouse.
+* Loading it imports neither SQLAlchemy, aiosqlite, passlib, bcrypt nor jose:
+  each fixture imports what it needs when it is set up.
+* It never requires pytest-asyncio. When pytest-asyncio is active, the async
+  fixtures are ``pytest_asyncio.fixture`` fixtures (strict and auto mode);
+  otherwise they are plain async fixtures, which anyio's pytest plugin runs
+  for tests marked ``@pytest.mark.anyio``.
 
 ==========================  =====================================================
 fixture                     what it gives
@@ -21,32 +28,42 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import pytest_asyncio
 
-from authcore.db import create_engine, create_schema, dispose_engine
-from authcore.files import remove_sqlite_database
-from authcore.passwords import PasswordHasher
-from authcore.sessions import SessionStore
-from authcore.testing import FakeClock, fast_hasher
+from authcore.testing._clock import FakeClock
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from authcore.passwords import PasswordHasher
 
-    from authcore.users import UserStore
+__all__ = ["authcore_clock", "authcore_hasher", "authcore_sqlite_path"]
 
-__all__ = [
-    "authcore_clock",
-    "authcore_engine",
-    "authcore_hasher",
-    "authcore_sqlite_path",
-    "authcore_store",
-    "authcore_users",
-]
+ASYNC_FIXTURES = "authcore-async-fixtures"
+"""The name under which the async fixtures' plugin module is registered."""
+
+
+def _pytest_asyncio_is_active(config: pytest.Config) -> bool:
+    """Whether pytest-asyncio's plugin takes part in this run.
+
+    True however it was loaded (entry point, ``-p``, ``pytest_plugins``);
+    false when it is not installed or is disabled with ``-p no:asyncio``.
+    """
+    module = sys.modules.get("pytest_asyncio.plugin")
+    return module is not None and config.pluginmanager.is_registered(module)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the async fixtures, made for pytest-asyncio when it is active."""
+    if config.pluginmanager.has_plugin(ASYNC_FIXTURES):
+        return
+    from authcore.testing._fixtures import async_fixtures
+
+    module = async_fixtures(for_pytest_asyncio=_pytest_asyncio_is_active(config))
+    config.pluginmanager.register(module, ASYNC_FIXTURES)
 
 
 @pytest.fixture
@@ -58,34 +75,9 @@ def authcore_clock() -> FakeClock:
 @pytest.fixture
 def authcore_hasher() -> PasswordHasher:
     """A password hasher at bcrypt's minimum cost: fast, for tests only."""
+    from authcore.testing import fast_hasher
+
     return fast_hasher()
-
-
-@pytest_asyncio.fixture
-async def authcore_engine() -> AsyncIterator[AsyncEngine]:
-    """An in-memory SQLite engine with authcore's schema, disposed after the test."""
-    engine = create_engine("sqlite+aiosqlite://")
-    try:
-        await create_schema(engine)
-        yield engine
-    finally:
-        await dispose_engine(engine)
-
-
-@pytest_asyncio.fixture
-async def authcore_store(authcore_engine: AsyncEngine, authcore_clock: FakeClock) -> SessionStore:
-    """A :class:`~authcore.SessionStore` on ``authcore_engine``, driven by ``authcore_clock``."""
-    return SessionStore(authcore_engine, clock=authcore_clock)
-
-
-@pytest_asyncio.fixture
-async def authcore_users(
-    authcore_engine: AsyncEngine, authcore_hasher: PasswordHasher, authcore_clock: FakeClock
-) -> UserStore:
-    """A ``UserStore`` on ``authcore_engine`` with the fast hasher and ``authcore_clock``."""
-    from authcore.users import UserStore
-
-    return UserStore(authcore_engine, hasher=authcore_hasher, clock=authcore_clock)
 
 
 @pytest.fixture
@@ -97,6 +89,8 @@ def authcore_sqlite_path(tmp_path: Path, request: pytest.FixtureRequest) -> Iter
     ``-shm`` and ``-journal`` companions are removed with retries, so Windows
     file locks held a moment longer do not fail the test.
     """
+    from authcore.files import remove_sqlite_database
+
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:60]
     path = tmp_path / f"authcore-{worker}-{name}.db"
