@@ -494,8 +494,10 @@ async def test_an_inactive_users_reset_token_is_refused(users: BaseUserStore) ->
 
 async def test_concurrent_resets_exactly_one_wins(users: BaseUserStore) -> None:
     user = await users.create_user("alice", "pw")
-    tokens = [await users.make_reset_token(user.id) for _ in range(3)]
-    attempts = [*tokens, tokens[0]]
+    # Eight tokens, each presented twice at once: the losers must all be refused
+    # (two of them deadlocked each other on PostgreSQL when token rows were locked first).
+    tokens = [await users.make_reset_token(user.id) for _ in range(8)]
+    attempts = [*tokens, *tokens]
     results = await asyncio.gather(
         *(users.reset_password(t, f"new {i}") for i, t in enumerate(attempts)),
         return_exceptions=True,

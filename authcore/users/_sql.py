@@ -194,12 +194,15 @@ class UserStore(BaseUserStore):
         with storage_errors("redeeming a token"):
             try:
                 async with write_transaction(self.engine) as conn:
-                    taken = await conn.execute(delete(k).where(k.c.token_hash == record.token_hash))
+                    # The user's row first: every redemption of this user's tokens then
+                    # queues on that one lock (taking the token rows first deadlocked two
+                    # concurrent resets on PostgreSQL).
                     changed = await conn.execute(
                         update(t)
                         .where(and_(t.c.id == record.user_id, *_matching(where)))
                         .values(**values)
                     )
+                    taken = await conn.execute(delete(k).where(k.c.token_hash == record.token_hash))
                     if taken.rowcount != 1 or changed.rowcount != 1:
                         raise _Abort
                     await conn.execute(
