@@ -18,6 +18,7 @@ from authcore import (
     InvalidTokenError,
     IssuedSession,
     MalformedTokenError,
+    SessionStats,
     TokenExpiredError,
     TokenReuseError,
     TokenRevokedError,
@@ -642,3 +643,53 @@ async def test_cap_holds_under_concurrent_creates(make_store: StoreFactory) -> N
     tokens = await asyncio.gather(*(store.create_session("u") for _ in range(40)))
     assert len(set(tokens)) == 40
     assert len(await store.list_sessions("u")) == 3
+
+
+# -- maintenance -------------------------------------------------------------------
+
+
+async def test_purge_in_batches_reports_progress(store: BaseSessionStore, clock: FakeClock) -> None:
+    for _ in range(25):
+        await store.create_session("u", ttl=timedelta(seconds=1))
+    keep = await store.create_session("u", ttl=timedelta(days=1))
+    clock.advance(seconds=1)
+    assert await store.count_purgeable() == 25
+    seen: list[int] = []
+    assert await store.purge_expired(batch_size=10, progress=seen.append) == 25
+    assert seen == [10, 20, 25]
+    assert await store.count_purgeable() == 0
+    assert await store.get_session(keep) is not None
+
+    async def async_progress(count: int) -> None:
+        seen.append(-count)
+
+    assert await store.purge_expired(batch_size=10, progress=async_progress) == 0
+    assert seen[-1] == 0
+
+
+@pytest.mark.parametrize(("batch_size", "error"), [(0, ValueError), (1.5, TypeError)])
+async def test_purge_refuses_a_bad_batch_size(
+    store: BaseSessionStore, batch_size: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="batch_size"):
+        await store.purge_expired(batch_size=batch_size)  # type: ignore[arg-type]
+
+
+async def test_stats(make_store: StoreFactory, clock: FakeClock) -> None:
+    store = await make_store(idle_timeout=timedelta(hours=1))
+    assert await store.stats() == SessionStats(active=0, expired=0, revoked=0, active_users=0)
+    await store.create_session("a")
+    await store.create_session("a")
+    await store.create_session("b", ttl=timedelta(minutes=1))
+    rotated = await store.create_session("c")
+    await store.rotate(rotated)
+    await store.revoke(await store.create_session("d"))
+    stats = await store.stats()
+    assert stats == SessionStats(active=4, expired=0, revoked=2, active_users=3)
+    assert stats.total == 6
+    assert await store.count_purgeable() == 1  # the logout; the rotated row is kept
+    clock.advance(minutes=1)
+    assert await store.stats() == SessionStats(active=3, expired=1, revoked=2, active_users=2)
+    clock.advance(hours=1)  # now everything unrevoked is idle-expired
+    assert await store.stats() == SessionStats(active=0, expired=4, revoked=2, active_users=0)
+    assert await store.count_purgeable() == 5  # the rotated-away row is not expired yet

@@ -26,7 +26,15 @@ from authcore.tokens import (
     parse_token,
 )
 
-__all__ = ["AuthSession", "IssuedSession", "NewSession", "Reason", "SessionRow", "Status"]
+__all__ = [
+    "AuthSession",
+    "IssuedSession",
+    "NewSession",
+    "Reason",
+    "SessionRow",
+    "SessionStats",
+    "Status",
+]
 
 MAX_DATA_BYTES = 64 * 1024
 MAX_IP_LENGTH = 64
@@ -96,6 +104,31 @@ class IssuedSession:
 
     token: str = field(repr=False)
     session: AuthSession
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """How many stored sessions are in each state, at one moment.
+
+    A revoked session counts as revoked even once expired (revocation wins,
+    as in ``validate``), so ``active + expired + revoked`` is every stored row.
+
+    Attributes:
+        active: Sessions a token would be accepted for.
+        expired: Sessions past their expiry or idle timeout, not revoked.
+        revoked: Revoked sessions (logout, revoke-all, rotation, reuse, cap).
+        active_users: Distinct users with at least one active session.
+    """
+
+    active: int
+    expired: int
+    revoked: int
+    active_users: int
+
+    @property
+    def total(self) -> int:
+        """Every stored session: ``active + expired + revoked``."""
+        return self.active + self.expired + self.revoked
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +340,15 @@ def check_cap(value: object) -> int | None:
         raise TypeError(f"max_sessions_per_user must be an int or None, got {type(value).__name__}")
     if value < 1:
         raise ValueError("max_sessions_per_user must be at least 1")
+    return value
+
+
+def check_batch_size(value: object) -> int:
+    """A purge batch size: a positive ``int``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"batch_size must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError("batch_size must be at least 1")
     return value
 
 
