@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from authcore._time import Clock
 from authcore.db._engine import read_connection, write_transaction
 from authcore.db._errors import run_to_completion, storage_errors, uncancellable
+from authcore.db._logs import hide_driver_arguments
 from authcore.db._schema import sessions_table as t
 from authcore.errors import InvalidTokenError, MalformedTokenError
 from authcore.sessions._model import (
@@ -129,6 +130,8 @@ class SessionStore(SqlMaintenance):
             clock=clock,
         )
         self.engine = engine
+        if engine.dialect.driver == "aiosqlite":  # an engine not made by create_engine
+            hide_driver_arguments()
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
