@@ -168,7 +168,8 @@ class BaseSessionStore(abc.ABC):
             user_id: A ``str``, ``int`` or ``UUID`` (stored as ``str``).
             ttl: Lifetime of this session; the store's ``ttl`` when ``None``.
             data: JSON-serialisable mapping with string keys (at most 64 KiB).
-            ip: Client address to record (at most 64 characters).
+            ip: Client address to record: kept (normalised) only when it parses
+                as an IPv4 or IPv6 address, else recorded as ``None``; never an error.
             user_agent: Client user agent to record (cut to 512 characters).
 
         Raises:
