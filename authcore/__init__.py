@@ -36,7 +36,13 @@ if TYPE_CHECKING:
     from authcore.jwt import JWTManager
     from authcore.passwords import PasswordHasher
     from authcore.policy import PasswordPolicy
-    from authcore.sessions import AuthSession, BaseSessionStore, SessionStore
+    from authcore.sessions import (
+        AuthSession,
+        BaseSessionStore,
+        IssuedSession,
+        SessionStats,
+        SessionStore,
+    )
     from authcore.throttle import LoginThrottle
     from authcore.tokens import TokenParts, generate_token, hash_token, parse_token
     from authcore.users import BaseUserStore, User, UserStore
@@ -60,6 +66,8 @@ _LAZY = {
     "LoginThrottle": "authcore.throttle",
     "AuthSession": "authcore.sessions",
     "BaseSessionStore": "authcore.sessions",
+    "IssuedSession": "authcore.sessions",
+    "SessionStats": "authcore.sessions",
     "SessionStore": "authcore.sessions",
     "TokenParts": "authcore.tokens",
     "generate_token": "authcore.tokens",
@@ -92,6 +100,7 @@ __all__ = [
     "ConfigError",
     "DependencyVersionError",
     "InvalidTokenError",
+    "IssuedSession",
     "JWTManager",
     "LoginThrottle",
     "LoginThrottledError",
@@ -99,6 +108,7 @@ __all__ = [
     "PasswordHasher",
     "PasswordPolicy",
     "PasswordPolicyError",
+    "SessionStats",
     "SessionStore",
     "StorageError",
     "TokenExpiredError",

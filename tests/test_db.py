@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from authcore import (
+    InvalidTokenError,
     SessionStore,
     StorageError,
     create_engine,
@@ -21,7 +22,7 @@ from authcore import (
     managed_engine,
     metadata,
 )
-from authcore.db._errors import run_to_completion
+from authcore.db._errors import caller_cancelled, run_to_completion
 
 
 async def _pragma(engine: object, name: str) -> object:
@@ -217,6 +218,94 @@ async def test_run_to_completion_under_a_timeout() -> None:
     await helper
 
 
+async def test_the_work_sees_its_callers_cancellation() -> None:
+    release = asyncio.Event()
+    seen: list[bool] = []
+
+    async def work() -> str:
+        seen.append(caller_cancelled())
+        await release.wait()
+        seen.append(caller_cancelled())
+        return "result"
+
+    task = asyncio.create_task(run_to_completion(work()))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.sleep(0.01)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == [False, True]
+    assert caller_cancelled() is False  # outside run_to_completion
+
+
+async def test_a_cancellation_as_the_work_finishes_is_not_swallowed() -> None:
+    """Cancelled after the work finished but before the caller resumed: still cancelled."""
+    finished = False
+    undone: list[str] = []
+
+    async def work() -> str:
+        nonlocal finished
+        await asyncio.sleep(0)
+        finished = True
+        return "token"
+
+    async def undo(result: str) -> None:
+        await asyncio.sleep(0)
+        undone.append(result)
+
+    task = asyncio.create_task(run_to_completion(work(), undo=undo))
+    while not finished:
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert undone == ["token"]  # the result nobody received was taken back
+
+
+async def test_undo_runs_only_for_a_cancelled_caller_and_a_result() -> None:
+    undone: list[object] = []
+
+    async def undo(result: object) -> None:
+        undone.append(result)
+
+    async def ok() -> int:
+        return 1
+
+    async def gives_up() -> int:
+        await asyncio.sleep(0)
+        raise asyncio.CancelledError  # rolled back by itself: nothing to undo
+
+    assert await run_to_completion(ok(), undo=undo) == 1
+    task = asyncio.create_task(run_to_completion(gives_up(), undo=undo))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert undone == []
+
+
+async def test_a_failing_undo_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    release = asyncio.Event()
+
+    async def work() -> str:
+        await release.wait()
+        return "secret-result"
+
+    async def undo(result: str) -> None:
+        raise OSError(f"disk on fire while undoing {result}")
+
+    task = asyncio.create_task(run_to_completion(work(), undo=undo))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "could not undo" in caplog.text
+    assert "secret-result" not in caplog.text
+
+
 EXIT_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
@@ -247,3 +336,64 @@ def test_interpreter_exits_without_disposal(tmp_path: Path, in_memory: bool) -> 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "bye"
+
+
+# -- no secret in any log line --------------------------------------------------------
+
+SENTINEL_PASSWORD = "Sentinel-pw-93f1c2d7e"
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["sqlite-memory", "sqlite-file", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+async def test_debug_logging_shows_no_secret(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Root logger at DEBUG (every library's every line): no token, digest, password or hash."""
+    import logging
+
+    from sqlalchemy import select
+
+    from authcore import SessionStore, UserStore, hash_token
+    from authcore.db._schema import users_table
+    from authcore.testing import fast_hasher
+
+    from .conftest import new_engine
+
+    caplog.set_level(logging.DEBUG)  # before the engine exists: SQLAlchemy decides then
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")  # it holds itself at WARNING
+    engine = await new_engine(backend, request, tmp_path)
+    try:
+        users = UserStore(engine, hasher=fast_hasher())
+        store = SessionStore(engine)
+        user = await users.create_user("sentinel-user", SENTINEL_PASSWORD)
+        assert await users.authenticate("sentinel-user", SENTINEL_PASSWORD) is not None
+        await users.set_password(user.id, SENTINEL_PASSWORD + "-2")
+        token = await store.create_session(user.id)
+        await store.validate(token)
+        rotated = await store.rotate(token)
+        with pytest.raises(InvalidTokenError):
+            await store.validate(token)  # reuse: the family is revoked
+        await store.revoke(rotated)
+        await store.purge_expired()
+        async with engine.connect() as conn:
+            stored_hash = await conn.scalar(select(users_table.c.password_hash))
+    finally:
+        assert await dispose_engine(engine)
+    assert stored_hash
+    logged = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert "aiosqlite" in logged or backend == "postgres"  # DEBUG really was on
+    names = {r.name for r in caplog.records}
+    assert "sqlalchemy.engine.Engine" in names, names
+    secrets = {
+        "password": SENTINEL_PASSWORD,
+        "password hash": stored_hash,
+        "token": token,
+        "digest": hash_token(token),
+        "new token": rotated,
+        "new digest": hash_token(rotated),
+        "hash prefix": "$bcrypt-sha256$",
+    }
+    leaked = [name for name, secret in secrets.items() if secret in logged]
+    assert leaked == []

@@ -7,6 +7,7 @@ between them is a bug in one of them.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,9 @@ import pytest
 from authcore import (
     AuthSession,
     InvalidTokenError,
+    IssuedSession,
     MalformedTokenError,
+    SessionStats,
     TokenExpiredError,
     TokenReuseError,
     TokenRevokedError,
@@ -57,6 +60,41 @@ async def test_create_and_validate(store: BaseSessionStore, clock: FakeClock) ->
     assert session.id not in token
 
 
+async def test_issue_session_returns_the_session_as_stored(
+    store: BaseSessionStore, clock: FakeClock
+) -> None:
+    issued = await store.issue_session(
+        "alice", data={"role": "admin"}, ip="203.0.113.9", user_agent="Firefox"
+    )
+    assert isinstance(issued, IssuedSession)
+    assert parse_token(issued.token).user_id == "alice"
+    assert issued.session == await store.validate(issued.token)
+    assert issued.session.created_at == issued.session.last_seen_at == clock()
+    assert issued.token not in repr(issued)
+    assert "session=" in repr(issued)
+    with pytest.raises(AttributeError):
+        issued.token = "x"  # type: ignore[misc]
+    assert [s.id for s in await store.list_sessions("alice")] == [issued.session.id]
+
+
+async def test_rotate_session_returns_the_successor_as_stored(
+    store: BaseSessionStore, clock: FakeClock
+) -> None:
+    old = await store.issue_session("u", data={"k": "v"}, ip="10.0.0.1", user_agent="ua")
+    clock.advance(minutes=5)
+    new = await store.rotate_session(old.token)
+    assert new.token != old.token
+    assert new.session.id != old.session.id
+    assert new.session.created_at == clock()
+    assert new.session == await store.validate(new.token)
+    fields = (new.session.data, new.session.ip, new.session.user_agent)
+    assert fields == ({"k": "v"}, "10.0.0.1", "ua")
+    with pytest.raises(TokenReuseError):
+        await store.rotate_session(old.token)
+    with pytest.raises(MalformedTokenError):
+        await store.rotate_session("garbage")
+
+
 async def test_user_ids_are_stored_as_strings(store: BaseSessionStore) -> None:
     token = await store.create_session(42)
     assert (await store.validate(token)).user_id == "42"
@@ -89,7 +127,6 @@ async def test_custom_ttl(store: BaseSessionStore, clock: FakeClock) -> None:
         ({"ttl": timedelta(seconds=-1)}, ValueError),
         ({"ttl": 60}, TypeError),
         ({"ttl": timedelta.max}, ValueError),
-        ({"ip": "1" * 65}, ValueError),
         ({"ip": 1234}, TypeError),
         ({"user_agent": b"bytes"}, TypeError),
     ],
@@ -106,6 +143,31 @@ async def test_bad_create_arguments_store_nothing(
 async def test_bad_user_ids(store: BaseSessionStore, user_id: object) -> None:
     with pytest.raises((TypeError, ValueError)):
         await store.create_session(user_id)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("ip", "stored"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:DB8::1", "2001:db8::1"),
+        (" 192.0.2.1 ", "192.0.2.1"),
+        ("::ffff:192.0.2.1", "::ffff:c000:201"),
+        ("1" * 65, None),
+        ("<script>alert(1)</script>", None),
+        ("192.0.2.1, 10.0.0.1", None),  # a whole X-Forwarded-For list
+        ("999.1.1.1", None),
+        ("", None),
+        ("fe80::1%" + "x" * 70, None),
+        (None, None),
+    ],
+)
+async def test_only_an_ip_address_is_stored_as_ip(
+    store: BaseSessionStore, ip: str | None, stored: str | None
+) -> None:
+    issued = await store.issue_session("u", ip=ip)
+    assert issued.session.ip == stored
+    assert (await store.validate(issued.token)).ip == stored
+    assert (await store.validate(await store.rotate(issued.token))).ip == stored
 
 
 async def test_long_user_agent_is_shortened(store: BaseSessionStore) -> None:
@@ -468,3 +530,190 @@ async def test_token_bytes(make_store: StoreFactory) -> None:
     store = await make_store(token_bytes=16)
     token = await store.create_session("u")
     assert len(parse_token(token).secret) == 32
+
+
+# -- rotation grace --------------------------------------------------------------
+
+
+async def test_rotation_grace_lets_a_lost_refresh_retry(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(rotation_grace=timedelta(seconds=30))
+    old = await store.create_session("u", data={"k": 1}, user_agent="tab")
+    first = await store.rotate(old)
+    clock.advance(seconds=29)
+    with exactly(TokenRevokedError):
+        await store.validate(old)  # refused, but no theft alarm
+    second = await store.rotate(old)  # the retry of a lost response, or a second tab
+    assert len({old, first, second}) == 3
+    for token in (first, second):
+        session = await store.validate(token)
+        assert (session.data, session.user_agent) == ({"k": 1}, "tab")
+    assert len(await store.list_sessions("u")) == 2
+    # Still the same family: reuse after the grace revokes all of it.
+    clock.advance(seconds=1)
+    with exactly(TokenReuseError):
+        await store.rotate(old)
+    for token in (first, second):
+        with pytest.raises(TokenRevokedError):
+            await store.validate(token)
+
+
+async def test_validate_after_the_grace_is_reuse(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(rotation_grace=timedelta(seconds=30))
+    old = await store.create_session("u")
+    new = await store.rotate(old)
+    clock.advance(seconds=30)
+    with exactly(TokenReuseError):
+        await store.validate(old)
+    with pytest.raises(TokenRevokedError):
+        await store.validate(new)
+
+
+async def test_no_grace_by_default(store: BaseSessionStore) -> None:
+    assert store.rotation_grace == timedelta(0)
+    old = await store.create_session("u")
+    new = await store.rotate(old)
+    with exactly(TokenReuseError):
+        await store.rotate(old)
+    assert await store.get_session(new) is None
+
+
+async def test_grace_does_not_revive_a_logged_out_family(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(rotation_grace=timedelta(minutes=1))
+    old = await store.create_session("u")
+    new = await store.rotate(old)
+    assert await store.revoke(new)
+    with exactly(TokenRevokedError):
+        await store.rotate(old)
+    assert await store.list_sessions("u") == []
+
+
+def test_grace_and_cap_arguments() -> None:
+    from authcore.testing import InMemorySessionStore
+
+    with pytest.raises(TypeError, match="rotation_grace"):
+        InMemorySessionStore(rotation_grace=30)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rotation_grace"):
+        InMemorySessionStore(rotation_grace=timedelta(seconds=-1))
+    for bad in ("3", 2.0, True):
+        with pytest.raises(TypeError, match="max_sessions_per_user"):
+            InMemorySessionStore(max_sessions_per_user=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_sessions_per_user"):
+        InMemorySessionStore(max_sessions_per_user=0)
+    assert InMemorySessionStore(max_sessions_per_user=1).max_sessions_per_user == 1
+
+
+# -- session cap -------------------------------------------------------------------
+
+
+async def test_cap_revokes_the_least_recently_seen(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(max_sessions_per_user=3, touch_interval=timedelta(0))
+    tokens = []
+    for n in range(3):
+        tokens.append(await store.create_session("u", user_agent=f"device {n}"))
+        clock.advance(seconds=1)
+    await store.validate(tokens[0])  # device 0 is now the most recently seen
+    clock.advance(seconds=1)
+    other = await store.create_session("someone else")
+    newest = await store.issue_session("u", user_agent="device 3")
+    listed = await store.list_sessions("u")
+    assert len(listed) == 3
+    assert {s.user_agent for s in listed} == {"device 0", "device 2", "device 3"}
+    assert newest.session.id in {s.id for s in listed}
+    with exactly(TokenRevokedError):
+        await store.validate(tokens[1])
+    assert await store.get_session(other) is not None
+    # Over and over: never more than the cap, and the new one always wins.
+    for _ in range(5):
+        token = await store.create_session("u")
+        assert await store.get_session(token) is not None
+        assert len(await store.list_sessions("u")) == 3
+
+
+async def test_cap_of_one(make_store: StoreFactory) -> None:
+    store = await make_store(max_sessions_per_user=1)
+    first = await store.create_session("u")
+    second = await store.create_session("u")
+    assert await store.get_session(first) is None
+    assert [s.id for s in await store.list_sessions("u")] == [(await store.validate(second)).id]
+
+
+# -- logout racing a refresh ---------------------------------------------------------
+
+
+async def test_logout_of_a_rotated_away_token_ends_its_successor(
+    store: BaseSessionStore,
+) -> None:
+    old = await store.create_session("u")
+    bystander = await store.create_session("u")
+    new = await store.rotate(old)  # the refresh won the race
+    assert await store.revoke(old) is True  # the logout still logs out
+    with pytest.raises(TokenRevokedError):
+        await store.validate(new)
+    assert await store.revoke(old) is False  # nothing left to end
+    assert await store.get_session(bystander) is not None
+
+
+async def test_cap_holds_under_concurrent_creates(make_store: StoreFactory) -> None:
+
+    store = await make_store(max_sessions_per_user=3)
+    tokens = await asyncio.gather(*(store.create_session("u") for _ in range(40)))
+    assert len(set(tokens)) == 40
+    assert len(await store.list_sessions("u")) == 3
+
+
+# -- maintenance -------------------------------------------------------------------
+
+
+async def test_purge_in_batches_reports_progress(store: BaseSessionStore, clock: FakeClock) -> None:
+    for _ in range(25):
+        await store.create_session("u", ttl=timedelta(seconds=1))
+    keep = await store.create_session("u", ttl=timedelta(days=1))
+    clock.advance(seconds=1)
+    assert await store.count_purgeable() == 25
+    seen: list[int] = []
+    assert await store.purge_expired(batch_size=10, progress=seen.append) == 25
+    assert seen == [10, 20, 25]
+    assert await store.count_purgeable() == 0
+    assert await store.get_session(keep) is not None
+
+    async def async_progress(count: int) -> None:
+        seen.append(-count)
+
+    assert await store.purge_expired(batch_size=10, progress=async_progress) == 0
+    assert seen[-1] == 0
+
+
+@pytest.mark.parametrize(("batch_size", "error"), [(0, ValueError), (1.5, TypeError)])
+async def test_purge_refuses_a_bad_batch_size(
+    store: BaseSessionStore, batch_size: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="batch_size"):
+        await store.purge_expired(batch_size=batch_size)  # type: ignore[arg-type]
+
+
+async def test_stats(make_store: StoreFactory, clock: FakeClock) -> None:
+    store = await make_store(idle_timeout=timedelta(hours=1))
+    assert await store.stats() == SessionStats(active=0, expired=0, revoked=0, active_users=0)
+    await store.create_session("a")
+    await store.create_session("a")
+    await store.create_session("b", ttl=timedelta(minutes=1))
+    rotated = await store.create_session("c")
+    await store.rotate(rotated)
+    await store.revoke(await store.create_session("d"))
+    stats = await store.stats()
+    assert stats == SessionStats(active=4, expired=0, revoked=2, active_users=3)
+    assert stats.total == 6
+    assert await store.count_purgeable() == 1  # the logout; the rotated row is kept
+    clock.advance(minutes=1)
+    assert await store.stats() == SessionStats(active=3, expired=1, revoked=2, active_users=2)
+    clock.advance(hours=1)  # now everything unrevoked is idle-expired
+    assert await store.stats() == SessionStats(active=0, expired=4, revoked=2, active_users=0)
+    assert await store.count_purgeable() == 5  # the rotated-away row is not expired yet

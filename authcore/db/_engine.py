@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
@@ -17,6 +17,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from authcore.db._dispose import track_connections
+from authcore.db._errors import caller_cancelled
+from authcore.db._logs import hide_driver_arguments, hide_result_rows
 
 __all__ = [
     "DEFAULT_URL",
@@ -144,12 +146,21 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
       ``create_engine(url, connect_args={"command_timeout": 5})`` or
       ``postgresql+asyncpg://host/db?command_timeout=5``.
 
+    **Every backend**: ``hide_parameters=True``, so statement parameters
+    (token digests, password hashes) never appear in SQLAlchemy's log lines
+    or error messages, nor do result rows at DEBUG; and aiosqlite's own
+    DEBUG lines lose their arguments (filters on the loggers; no logger's
+    level is changed).
+
     Dispose the engine with :func:`dispose_engine` (or use :func:`managed_engine`).
 
     Example:
         >>> engine = create_engine("sqlite+aiosqlite:///app.db")  # doctest: +SKIP
     """
     parsed = make_url(url)
+    # No statement parameters (token digests, password hashes) in SQLAlchemy's
+    # log lines or error messages, whatever the loggers' levels.
+    kwargs.setdefault("hide_parameters", True)
     keeper: sqlite3.Connection | None = None
     if parsed.get_backend_name() == "sqlite":
         memory = _is_memory(parsed)
@@ -160,6 +171,7 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
             kwargs.setdefault("pool_size", 1)
             kwargs.setdefault("max_overflow", 0)
         if parsed.get_driver_name() == "aiosqlite":
+            hide_driver_arguments()
             connect_args = dict(kwargs.pop("connect_args", {}))
             connect_args.setdefault("async_creator_fn", _aiosqlite_connect)
             kwargs["connect_args"] = connect_args
@@ -167,6 +179,7 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
         _install_sqlite_pragmas(engine, wal=not memory)
         if keeper is not None:
             weakref.finalize(engine.sync_engine, keeper.close)
+        hide_result_rows(engine)
         track_connections(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -181,6 +194,7 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
             connect_args.setdefault(key, value)  # explicit connect_args win, as in SQLAlchemy
         kwargs["connect_args"] = connect_args
     engine = create_async_engine(parsed, **kwargs)
+    hide_result_rows(engine)
     track_connections(engine)
     return engine
 
@@ -205,20 +219,44 @@ def serial_writes(engine: AsyncEngine) -> AbstractAsyncContextManager[object]:
 
 
 @contextlib.asynccontextmanager
-async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def write_transaction(
+    engine: AsyncEngine, *, undo_if_cancelled: bool | Callable[[], bool] = False
+) -> AsyncIterator[AsyncConnection]:
     """A write transaction; the writer lock is taken before a connection is checked out.
 
     Taking the lock first means a task never holds a pooled connection while
     it waits for the lock, so writers cannot starve the pool.
+
+    With *undo_if_cancelled* (``True``, or a predicate asked right before the
+    commit), for work whose result only its caller can use (a new token), the
+    transaction is rolled back instead of committed when the caller of the
+    enclosing :func:`~authcore.db._errors.run_to_completion` has been
+    cancelled, and ``CancelledError`` is raised; with ``True`` it is not even
+    started when the caller was cancelled before the writer lock was free.
+    A cancellation that arrives during the COMMIT itself is not seen here:
+    the caller checks :func:`~authcore.db._errors.caller_cancelled` after
+    the block and undoes the change in a transaction of its own.
     """
     # Store methods run inside run_to_completion (@uncancellable), so the
     # connection is closed inline: ``async with engine.begin()`` would close it
     # through SQLAlchemy's own shielded close, a second task per operation.
     async with serial_writes(engine):
+        if undo_if_cancelled is True and caller_cancelled():
+            raise asyncio.CancelledError("the caller was cancelled before the transaction")
         conn = await engine.connect()
         try:
-            async with conn.begin():
+            transaction = await conn.begin()
+            try:
                 yield conn
+            except BaseException:
+                await transaction.rollback()
+                raise
+            if caller_cancelled() and (
+                undo_if_cancelled() if callable(undo_if_cancelled) else undo_if_cancelled
+            ):
+                await transaction.rollback()
+                raise asyncio.CancelledError("the caller was cancelled; rolled back")
+            await transaction.commit()
         finally:
             await conn.close()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
+import inspect
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,17 +13,31 @@ from authcore._time import Clock, positive_timedelta, read_clock, system_clock
 from authcore.errors import InvalidTokenError
 from authcore.sessions._model import (
     AuthSession,
+    IssuedSession,
     NewSession,
     SessionRow,
+    SessionStats,
     Status,
+    check_cap,
     check_client_fields,
+    check_grace,
     encode_data,
     positive,
     status_of,
 )
 from authcore.tokens import UserId, check_nbytes, hash_token, mint_token, normalize_user_id
 
-__all__ = ["BaseSessionStore"]
+__all__ = ["BaseSessionStore", "Progress", "notify"]
+
+Progress = Callable[[int], Awaitable[object] | object]
+"""A purge progress callback: called with the running count of deleted rows."""
+
+
+async def notify(progress: Progress, count: int) -> None:
+    """Call a progress callback, awaiting it when it is a coroutine function."""
+    result = progress(count)
+    if inspect.isawaitable(result):
+        await result
 
 
 class BaseSessionStore(abc.ABC):
@@ -33,6 +48,13 @@ class BaseSessionStore(abc.ABC):
     decision reads the store's clock, and time seen by the store never runs
     backwards (a clock that goes back extends nothing); an operation that
     fails or is cancelled leaves all of its change or none of it.
+
+    Cancellation: a caller that is cancelled (task cancellation, timeout)
+    never receives a result, so :meth:`issue_session` / :meth:`create_session`
+    then leave no session and :meth:`rotate_session` / :meth:`rotate` leave
+    the old token valid and no successor. Every other operation that was
+    under way when its caller was cancelled completes (a logout still logs
+    out, a reuse still revokes the family) before ``CancelledError`` is raised.
     """
 
     def __init__(
@@ -42,9 +64,13 @@ class BaseSessionStore(abc.ABC):
         idle_timeout: timedelta | None = None,
         touch_interval: timedelta = timedelta(seconds=60),
         token_bytes: int = 32,
+        rotation_grace: timedelta = timedelta(0),
+        max_sessions_per_user: int | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.ttl: timedelta = positive(ttl, "ttl")
+        self.rotation_grace = check_grace(rotation_grace)
+        self.max_sessions_per_user = check_cap(max_sessions_per_user)
         self.idle_timeout = positive_timedelta(idle_timeout, name="idle_timeout", allow_none=True)
         if not isinstance(touch_interval, timedelta):
             raise TypeError("touch_interval must be a datetime.timedelta")
@@ -71,7 +97,7 @@ class BaseSessionStore(abc.ABC):
         return now
 
     def _status(self, row: SessionRow, now: datetime) -> Status:
-        return status_of(row, now, self.idle_timeout)
+        return status_of(row, now, self.idle_timeout, self.rotation_grace)
 
     def _needs_touch(self, last_seen_at: datetime, now: datetime) -> bool:
         return now - last_seen_at >= self.touch_interval and now > last_seen_at
@@ -118,6 +144,40 @@ class BaseSessionStore(abc.ABC):
         )
 
     @abc.abstractmethod
+    async def issue_session(
+        self,
+        user_id: UserId,
+        *,
+        ttl: timedelta | None = None,
+        data: Mapping[str, Any] | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> IssuedSession:
+        """Create a session for *user_id*; return its new token with the session.
+
+        Guaranteed: each call returns a distinct token and stores exactly one
+        session, under any concurrency and across processes sharing a database.
+        Only the token's SHA-256 is stored. Invalid arguments raise before
+        anything is stored. The returned session is what was written: no
+        second read, so a concurrent revoke cannot make this call fail.
+        With ``max_sessions_per_user``, the same transaction revokes the
+        user's least recently seen active sessions beyond the cap, so this
+        call always succeeds and at most the cap stay active.
+
+        Args:
+            user_id: A ``str``, ``int`` or ``UUID`` (stored as ``str``).
+            ttl: Lifetime of this session; the store's ``ttl`` when ``None``.
+            data: JSON-serialisable mapping with string keys (at most 64 KiB).
+            ip: Client address to record: kept (normalised) only when it parses
+                as an IPv4 or IPv6 address, else recorded as ``None``; never an error.
+            user_agent: Client user agent to record (cut to 512 characters).
+
+        Raises:
+            TypeError: an argument has the wrong type, or *data* is not JSON-serialisable.
+            ValueError: an argument is out of range (empty user id, NaN in *data*...).
+            StorageError: the database failed.
+        """
+
     async def create_session(
         self,
         user_id: UserId,
@@ -129,23 +189,11 @@ class BaseSessionStore(abc.ABC):
     ) -> str:
         """Create a session for *user_id* and return its new token.
 
-        Guaranteed: each call returns a distinct token and stores exactly one
-        session, under any concurrency and across processes sharing a database.
-        Only the token's SHA-256 is stored. Invalid arguments raise before
-        anything is stored.
-
-        Args:
-            user_id: A ``str``, ``int`` or ``UUID`` (stored as ``str``).
-            ttl: Lifetime of this session; the store's ``ttl`` when ``None``.
-            data: JSON-serialisable mapping with string keys (at most 64 KiB).
-            ip: Client address to record (at most 64 characters).
-            user_agent: Client user agent to record (cut to 512 characters).
-
-        Raises:
-            TypeError: an argument has the wrong type, or *data* is not JSON-serialisable.
-            ValueError: an argument is out of range (empty user id, NaN in *data*...).
-            StorageError: the database failed.
+        The same as :meth:`issue_session` (same arguments, guarantees and
+        errors), returning only the token.
         """
+        issued = await self.issue_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
+        return issued.token
 
     @abc.abstractmethod
     async def validate(self, token: str) -> AuthSession:
@@ -179,7 +227,7 @@ class BaseSessionStore(abc.ABC):
             return None
 
     @abc.abstractmethod
-    async def rotate(self, token: str) -> str:
+    async def rotate_session(self, token: str) -> IssuedSession:
         """Replace *token* by a new one for the same user, data, ip and user agent.
 
         The new session expires the store's ``ttl`` from now and joins the old
@@ -188,6 +236,17 @@ class BaseSessionStore(abc.ABC):
         Atomic, also under cancellation: either the old token stays valid or
         the new one is, never both and never neither.
 
+        Rotation grace: within ``rotation_grace`` after a token was rotated
+        away, rotating it again returns a further new token of the same
+        family (the earlier successor stays valid: a client whose response
+        was lost, or a second tab), as long as the family still has an active
+        session; :meth:`validate` of it raises
+        :class:`~authcore.errors.TokenRevokedError`. Neither revokes the
+        family. After the grace, both raise ``TokenReuseError`` and revoke it.
+
+        Returns:
+            The new token with its session, as written (no second read).
+
         Raises:
             InvalidTokenError: for the same reasons as :meth:`validate`
                 (malformed, unknown, expired, revoked); a rotated-away token
@@ -195,14 +254,26 @@ class BaseSessionStore(abc.ABC):
             StorageError: the database failed.
         """
 
+    async def rotate(self, token: str) -> str:
+        """Replace *token* by a new one and return the new token.
+
+        The same as :meth:`rotate_session` (same guarantees and errors),
+        returning only the token.
+        """
+        return (await self.rotate_session(token)).token
+
     @abc.abstractmethod
     async def revoke(self, token: str) -> bool:
         """Revoke the session of *token*.
 
+        Logging out always ends the session the client holds: when *token*
+        was rotated away (a refresh racing this logout), the active sessions
+        of its rotation family, which replaced it, are revoked instead.
+
         Returns:
-            ``True`` when an active session was revoked; ``False`` for an
-            unknown, expired, already revoked or malformed token (the last
-            without database access).
+            ``True`` when an active session was revoked (the token's own, or a
+            successor's); ``False`` for an unknown, expired, already revoked
+            or malformed token (the last without database access).
 
         Raises:
             StorageError: the database failed.
@@ -256,9 +327,32 @@ class BaseSessionStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def purge_expired(self) -> int:
+    async def purge_expired(
+        self, *, batch_size: int = 1000, progress: Progress | None = None
+    ) -> int:
         """Delete expired and revoked sessions; return how many rows were deleted.
 
         Sessions revoked by rotation are kept until they expire, so presenting
-        a rotated-away token is still recognised as reuse. Works in batches.
+        a rotated-away token is still recognised as reuse. What is purgeable
+        is decided once, at the start. Works in batches of *batch_size* rows,
+        each one transaction that a cancellation cannot split (a cancelled
+        purge stops after the batch under way).
+
+        Args:
+            batch_size: Rows deleted per transaction (at least 1).
+            progress: Called with the running count of deleted rows after each
+                batch (a plain function, or a coroutine function).
+
+        Raises:
+            TypeError, ValueError: a bad *batch_size*.
+            StorageError: the database failed.
         """
+
+    @abc.abstractmethod
+    async def count_purgeable(self) -> int:
+        """How many rows :meth:`purge_expired` would delete now."""
+
+    @abc.abstractmethod
+    async def stats(self) -> SessionStats:
+        """How many stored sessions are active, expired and revoked now, in one read,
+        and how many distinct users have an active session."""

@@ -8,9 +8,10 @@ runs against both, so a behaviour cannot differ between them.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,7 +27,15 @@ from authcore.tokens import (
     parse_token,
 )
 
-__all__ = ["AuthSession", "NewSession", "Reason", "SessionRow", "Status"]
+__all__ = [
+    "AuthSession",
+    "IssuedSession",
+    "NewSession",
+    "Reason",
+    "SessionRow",
+    "SessionStats",
+    "Status",
+]
 
 MAX_DATA_BYTES = 64 * 1024
 MAX_IP_LENGTH = 64
@@ -41,6 +50,7 @@ class Reason(enum.StrEnum):
     REVOKE_ALL = "revoke_all"
     ROTATED = "rotated"
     REUSE = "reuse"
+    CAP = "cap"  # revoked to keep a user within max_sessions_per_user
 
 
 class Status(enum.Enum):
@@ -48,6 +58,7 @@ class Status(enum.Enum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     REUSED = "reused"
+    GRACE = "grace"  # rotated away, presented again within rotation_grace
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,50 @@ class AuthSession:
     data: dict[str, Any]
     ip: str | None
     user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSession:
+    """A session just created (or made by a rotation), with its token.
+
+    What :meth:`~authcore.sessions.BaseSessionStore.issue_session` and
+    :meth:`~authcore.sessions.BaseSessionStore.rotate_session` return, so a
+    caller that needs both never reads back the session it has just written
+    (a read that a concurrent revoke could make fail).
+
+    Attributes:
+        token: The new token: the only copy there is. Left out of ``repr``.
+        session: The session as stored, exactly what :meth:`validate` of
+            *token* returns until it is next touched.
+    """
+
+    token: str = field(repr=False)
+    session: AuthSession
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """How many stored sessions are in each state, at one moment.
+
+    A revoked session counts as revoked even once expired (revocation wins,
+    as in ``validate``), so ``active + expired + revoked`` is every stored row.
+
+    Attributes:
+        active: Sessions a token would be accepted for.
+        expired: Sessions past their expiry or idle timeout, not revoked.
+        revoked: Revoked sessions (logout, revoke-all, rotation, reuse, cap).
+        active_users: Distinct users with at least one active session.
+    """
+
+    active: int
+    expired: int
+    revoked: int
+    active_users: int
+
+    @property
+    def total(self) -> int:
+        """Every stored session: ``active + expired + revoked``."""
+        return self.active + self.expired + self.revoked
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +164,20 @@ class NewSession:
             "user_agent": self.user_agent,
         }
 
+    def issued(self) -> IssuedSession:
+        """The token with the public view of the session as stored."""
+        session = AuthSession(
+            id=self.id,
+            user_id=self.user_id,
+            created_at=self.created_at,
+            last_seen_at=self.created_at,
+            expires_at=self.expires_at,
+            data=decode_data(self.data_json),
+            ip=self.ip,
+            user_agent=self.user_agent,
+        )
+        return IssuedSession(token=self.token, session=session)
+
 
 def encode_data(data: object) -> str:
     """Serialise session data to JSON, refusing what would not round-trip.
@@ -135,20 +204,31 @@ def decode_data(data_json: str) -> dict[str, Any]:
 
 
 def check_client_fields(ip: object, user_agent: object) -> tuple[str | None, str | None]:
-    """Validate the client address; cut an over-long user agent to 512 characters.
+    """The client address and user agent to record; never fails for what a client sent.
 
-    A user agent is a client-controlled header recorded for display, so a long
-    one is shortened rather than failing the login; an address is refused.
+    Both come from request headers a client controls, and are recorded for
+    display. An address is kept, in its normal form, only when it parses as
+    an IPv4 or IPv6 address (``ipaddress``); anything else (too long, a
+    list, markup) is recorded as ``None``. A long user agent is cut to 512
+    characters. Only a value of the wrong type (a programming error) raises.
     """
     if ip is not None and not isinstance(ip, str):
         raise TypeError(f"ip must be a str or None, got {type(ip).__name__}")
-    if ip is not None and len(ip) > MAX_IP_LENGTH:
-        raise ValueError(f"ip must be at most {MAX_IP_LENGTH} characters")
     if user_agent is not None and not isinstance(user_agent, str):
         raise TypeError(f"user_agent must be a str or None, got {type(user_agent).__name__}")
     if user_agent is not None:
         user_agent = user_agent[:MAX_USER_AGENT_LENGTH]
-    return ip, user_agent
+    return _address(ip), user_agent
+
+
+def _address(ip: str | None) -> str | None:
+    if ip is None or len(ip) > MAX_IP_LENGTH:
+        return None
+    try:
+        address = str(ipaddress.ip_address(ip.strip()))
+    except ValueError:
+        return None
+    return address if len(address) <= MAX_IP_LENGTH else None
 
 
 class SessionRow(Protocol):
@@ -166,14 +246,25 @@ class SessionRow(Protocol):
     user_agent: str | None
 
 
-def status_of(row: SessionRow, now: datetime, idle_timeout: timedelta | None) -> Status:
+def status_of(
+    row: SessionRow,
+    now: datetime,
+    idle_timeout: timedelta | None,
+    grace: timedelta = timedelta(0),
+) -> Status:
     """Classify a stored session at *now*. The single source of the expiry rules.
 
-    Revocation wins over expiry; a token rotated away is a reuse. Expired means
-    ``now >= expires_at``, or with an idle timeout ``now >= last_seen_at + idle_timeout``.
+    Revocation wins over expiry; a token rotated away is a reuse, except
+    within *grace* of its rotation (and before it expires), when it is
+    ``GRACE``. Expired means ``now >= expires_at``, or with an idle timeout
+    ``now >= last_seen_at + idle_timeout``.
     """
     if row.revoked_at is not None:
-        return Status.REUSED if row.revoke_reason == Reason.ROTATED else Status.REVOKED
+        if row.revoke_reason != Reason.ROTATED:
+            return Status.REVOKED
+        if now < row.revoked_at + grace and now < row.expires_at:
+            return Status.GRACE
+        return Status.REUSED
     if now >= row.expires_at:
         return Status.EXPIRED
     if idle_timeout is not None and now >= row.last_seen_at + idle_timeout:
@@ -220,10 +311,12 @@ _ERRORS: dict[Status, type[InvalidTokenError]] = {
     Status.EXPIRED: TokenExpiredError,
     Status.REVOKED: TokenRevokedError,
     Status.REUSED: TokenReuseError,
+    Status.GRACE: TokenRevokedError,
 }
 _MESSAGES = {
     Status.EXPIRED: "session expired",
     Status.REVOKED: "session revoked",
+    Status.GRACE: "session revoked",
     Status.REUSED: "session token reused after rotation; its whole session family is revoked",
 }
 
@@ -240,6 +333,35 @@ def positive(value: object, name: str) -> timedelta:
     result = positive_timedelta(value, name=name)
     assert result is not None
     return result
+
+
+def check_grace(value: object) -> timedelta:
+    """A rotation grace: a ``timedelta``, zero (off) or more."""
+    if not isinstance(value, timedelta):
+        raise TypeError(f"rotation_grace must be a datetime.timedelta, got {type(value).__name__}")
+    if value < timedelta(0):
+        raise ValueError("rotation_grace must not be negative")
+    return value
+
+
+def check_cap(value: object) -> int | None:
+    """A session cap: ``None`` (no cap) or a positive ``int``."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"max_sessions_per_user must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError("max_sessions_per_user must be at least 1")
+    return value
+
+
+def check_batch_size(value: object) -> int:
+    """A purge batch size: a positive ``int``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"batch_size must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError("batch_size must be at least 1")
+    return value
 
 
 def check_session_id(session_id: object) -> str | None:

@@ -9,12 +9,15 @@ from typing import Any
 
 from authcore._time import Clock
 from authcore.errors import MalformedTokenError
-from authcore.sessions._base import BaseSessionStore
+from authcore.sessions._base import BaseSessionStore, Progress, notify
 from authcore.sessions._model import (
     AuthSession,
+    IssuedSession,
     NewSession,
     Reason,
+    SessionStats,
     Status,
+    check_batch_size,
     check_session_id,
     decode_data,
     digest_of,
@@ -68,6 +71,8 @@ class InMemorySessionStore(BaseSessionStore):
         idle_timeout: timedelta | None = None,
         touch_interval: timedelta = timedelta(seconds=60),
         token_bytes: int = 32,
+        rotation_grace: timedelta = timedelta(0),
+        max_sessions_per_user: int | None = None,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(
@@ -75,6 +80,8 @@ class InMemorySessionStore(BaseSessionStore):
             idle_timeout=idle_timeout,
             touch_interval=touch_interval,
             token_bytes=token_bytes,
+            rotation_grace=rotation_grace,
+            max_sessions_per_user=max_sessions_per_user,
             clock=clock,
         )
         self._by_digest: dict[str, _Record] = {}
@@ -99,6 +106,11 @@ class InMemorySessionStore(BaseSessionStore):
         if self._needs_touch(record.last_seen_at, now):
             record.last_seen_at = now
 
+    def _active_in_family(self, family_id: str, now: datetime) -> list[_Record]:
+        return [
+            r for r in self._by_id.values() if r.family_id == family_id and self._active(r, now)
+        ]
+
     def _revoke_family(self, family_id: str, now: datetime) -> None:
         for record in self._by_id.values():
             if record.family_id == family_id and record.revoked_at is None:
@@ -115,7 +127,7 @@ class InMemorySessionStore(BaseSessionStore):
             self._revoke_family(record.family_id, now)
         raise error_for(status)
 
-    async def create_session(
+    async def issue_session(
         self,
         user_id: UserId,
         *,
@@ -123,10 +135,20 @@ class InMemorySessionStore(BaseSessionStore):
         data: Mapping[str, Any] | None = None,
         ip: str | None = None,
         user_agent: str | None = None,
-    ) -> str:
+    ) -> IssuedSession:
         new = self._new_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
         self._add(new)
-        return new.token
+        if self.max_sessions_per_user is not None:
+            now = new.created_at
+            others = [
+                r
+                for r in self._by_id.values()
+                if r.user_id == new.user_id and r.id != new.id and self._active(r, now)
+            ]
+            others.sort(key=lambda r: (r.last_seen_at, r.created_at, r.id), reverse=True)
+            for record in others[self.max_sessions_per_user - 1 :]:
+                self._revoke(record, now, Reason.CAP)
+        return new.issued()
 
     async def validate(self, token: str) -> AuthSession:
         digest = digest_of(token)
@@ -135,11 +157,24 @@ class InMemorySessionStore(BaseSessionStore):
         self._touch(record, now)
         return to_session(record)
 
-    async def rotate(self, token: str) -> str:
+    async def rotate_session(self, token: str) -> IssuedSession:
         digest = digest_of(token)
         now = self._now()
+        record = self._by_digest.get(digest)
+        if record is not None and self._status(record, now) is Status.GRACE:
+            if not self._active_in_family(record.family_id, now):
+                raise error_for(Status.GRACE)
+            new = self._successor(record)
+            self._add(new)
+            return new.issued()
         old = self._check(digest, now)
-        new = self._new_session(
+        new = self._successor(old)
+        self._revoke(old, now, Reason.ROTATED)
+        self._add(new)
+        return new.issued()
+
+    def _successor(self, old: _Record) -> NewSession:
+        return self._new_session(
             old.user_id,
             ttl=None,
             data=decode_data(old.data),
@@ -147,9 +182,6 @@ class InMemorySessionStore(BaseSessionStore):
             user_agent=old.user_agent,
             family_id=old.family_id,
         )
-        self._revoke(old, now, Reason.ROTATED)
-        self._add(new)
-        return new.token
 
     async def revoke(self, token: str) -> bool:
         try:
@@ -157,10 +189,18 @@ class InMemorySessionStore(BaseSessionStore):
         except MalformedTokenError:
             return False
         now = self._now()
-        if record is None or not self._active(record, now):
+        if record is None:
             return False
-        self._revoke(record, now, Reason.LOGOUT)
-        return True
+        if self._active(record, now):
+            self._revoke(record, now, Reason.LOGOUT)
+            return True
+        if record.revoke_reason != Reason.ROTATED:
+            return False
+        # Rotated away (a refresh raced this logout): end what replaced it.
+        successors = self._active_in_family(record.family_id, now)
+        for successor in successors:
+            self._revoke(successor, now, Reason.LOGOUT)
+        return bool(successors)
 
     async def revoke_all(
         self,
@@ -214,10 +254,41 @@ class InMemorySessionStore(BaseSessionStore):
         self._revoke(record, now, Reason.LOGOUT)
         return True
 
-    async def purge_expired(self) -> int:
+    async def purge_expired(
+        self, *, batch_size: int = 1000, progress: Progress | None = None
+    ) -> int:
+        batch_size = check_batch_size(batch_size)
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable")
         now = self._now()
         doomed = [r for r in self._by_id.values() if is_purgeable(r, now, self.idle_timeout)]
-        for record in doomed:
-            del self._by_id[record.id]
-            del self._by_digest[record.token_hash]
-        return len(doomed)
+        doomed.sort(key=lambda r: r.id)
+        deleted = 0
+        while True:  # in batches, as the SQL store does: the last one is short (maybe empty)
+            batch, doomed = doomed[:batch_size], doomed[batch_size:]
+            for record in batch:
+                if self._by_id.pop(record.id, None) is not None:
+                    del self._by_digest[record.token_hash]
+            deleted += len(batch)
+            if progress is not None:
+                await notify(progress, deleted)
+            if len(batch) < batch_size:
+                return deleted
+
+    async def count_purgeable(self) -> int:
+        now = self._now()
+        return sum(is_purgeable(r, now, self.idle_timeout) for r in self._by_id.values())
+
+    async def stats(self) -> SessionStats:
+        now = self._now()
+        counts = dict.fromkeys(("active", "expired", "revoked"), 0)
+        users = set()
+        for record in self._by_id.values():
+            if record.revoked_at is not None:
+                counts["revoked"] += 1
+            elif self._active(record, now):
+                counts["active"] += 1
+                users.add(record.user_id)
+            else:
+                counts["expired"] += 1
+        return SessionStats(**counts, active_users=len(users))
