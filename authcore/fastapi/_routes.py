@@ -1,22 +1,22 @@
 """The routes of :attr:`AuthCore.router`: register, login, refresh, logout, sessions, password."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations
+# at run time, and they name local variables.
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from authcore.errors import (
-    InvalidTokenError,
-    PasswordPolicyError,
-    StorageError,
-    UserExistsError,
-)
-from authcore.fastapi._core import (
+from authcore.errors import InvalidTokenError, PasswordPolicyError, UserExistsError
+from authcore.fastapi._credentials import Credentials
+from authcore.fastapi._http import (
+    BAD_CURRENT_PASSWORD,
+    BAD_LOGIN,
+    UNAUTHORIZED_RESPONSES,
     Principal,
-    raise_storage_unavailable,
+    storage_as_503,
     unauthorized,
+    unprocessable,
 )
 from authcore.fastapi._schemas import (
     PasswordChange,
@@ -31,32 +31,7 @@ from authcore.fastapi._schemas import (
 from authcore.sessions import AuthSession
 from authcore.users import User
 
-if TYPE_CHECKING:
-    from authcore.fastapi._core import AuthCore
-
-__all__ = ["build_router"]
-
-BAD_LOGIN = "Incorrect username or password"
-BAD_CURRENT_PASSWORD = "The current password is incorrect"
-UNAUTHORIZED_RESPONSES: dict[int | str, dict[str, str]] = {
-    401: {"description": "Missing, invalid, expired or revoked credentials"},
-    403: {"description": "Cross-site request refused (CSRF check)"},
-    503: {"description": "The session database is unavailable"},
-}
-
-
-@asynccontextmanager
-async def storage_as_503() -> AsyncIterator[None]:
-    """Turn a :class:`~authcore.errors.StorageError` in the block into a 503."""
-    try:
-        yield
-    except StorageError as exc:
-        raise_storage_unavailable(exc)
-
-
-def unprocessable(exc: ValueError | TypeError) -> HTTPException:
-    """A 422 carrying the policy's message (which never contains the password)."""
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc))
+__all__ = ["build_router", "client_of", "session_info"]
 
 
 def client_of(request: Request) -> tuple[str | None, str | None]:
@@ -65,15 +40,16 @@ def client_of(request: Request) -> tuple[str | None, str | None]:
     return ip, request.headers.get("user-agent")
 
 
-def build_router(auth: "AuthCore") -> APIRouter:
-    """The router behind :attr:`AuthCore.router`."""
-    router = APIRouter(prefix=auth.prefix, tags=["auth"])
+def build_router(auth: Credentials, *, prefix: str) -> APIRouter:
+    """The router behind :attr:`AuthCore.router`, under *prefix*."""
+    router = APIRouter(prefix=prefix, tags=["auth"])
     CurrentPrincipal = Annotated[Principal, Depends(auth.principal)]
+    transport = auth.transport
 
     async def token_pair(response: Response, token: str) -> TokenPair:
         """The JWT + refresh token answer for a fresh session *token*; sets the cookie."""
         session = await auth.sessions.validate(token)
-        auth.set_session_cookie(response, token, session)
+        transport.set_cookie(response, token, session)
         access = auth.jwt.issue(session.user_id, session_id=session.id)
         return TokenPair(
             access_token=access,
@@ -111,7 +87,7 @@ def build_router(auth: "AuthCore") -> APIRouter:
         session cookie. A session presented with the request (cookie or
         bearer) is revoked first: a login always starts a new session.
         """
-        auth.check_origin(request)  # login CSRF: a cross-site form must not log you in
+        auth.origins.check(request)  # login CSRF: a cross-site form must not log you in
         async with storage_as_503():
             try:
                 user = await auth.users.authenticate(form.username, form.password)
@@ -126,10 +102,10 @@ def build_router(auth: "AuthCore") -> APIRouter:
 
     async def revoke_presented(request: Request) -> None:
         """Revoke the session a login request came with (session fixation)."""
-        cookie = request.cookies.get(auth.cookie_name)
+        cookie = transport.cookie_of(request)
         if cookie:
             await auth.sessions.revoke(cookie)
-        bearer = await auth.bearer_scheme(request)
+        bearer = await transport.bearer_of(request)
         if bearer:
             try:
                 claims = auth.jwt.verify(bearer)
@@ -163,7 +139,7 @@ def build_router(auth: "AuthCore") -> APIRouter:
         """Revoke the current session and clear the session cookie."""
         async with storage_as_503():
             await auth.sessions.revoke_session(principal.user.id, principal.session.id)
-        auth.delete_session_cookie(response)
+        transport.delete_cookie(response)
 
     @router.post("/logout-all", responses=UNAUTHORIZED_RESPONSES)
     async def logout_all(principal: CurrentPrincipal) -> Revoked:
@@ -195,7 +171,7 @@ def build_router(auth: "AuthCore") -> APIRouter:
         if not revoked:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such session")
         if session_id == principal.session.id and principal.via == "cookie":
-            auth.delete_session_cookie(response)
+            transport.delete_cookie(response)
 
     @router.post(
         "/password",
@@ -229,7 +205,7 @@ def build_router(auth: "AuthCore") -> APIRouter:
                     token = await auth.sessions.rotate(principal.token)
                 except InvalidTokenError:  # revoked by a concurrent request meanwhile
                     raise unauthorized() from None
-                auth.set_session_cookie(response, token, await auth.sessions.validate(token))
+                transport.set_cookie(response, token, await auth.sessions.validate(token))
         return PasswordChanged(revoked=revoked, rotated=rotated)
 
     @router.get("/me", responses=UNAUTHORIZED_RESPONSES)
