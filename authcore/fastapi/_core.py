@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.security import OAuth2PasswordBearer
@@ -19,6 +20,7 @@ from authcore.fastapi._credentials import Credentials, Transport
 from authcore.fastapi._csrf import OriginCheck
 from authcore.fastapi._http import Principal
 from authcore.fastapi._routes import build_router
+from authcore.fastapi._stores import SessionBackend, UserBackend
 from authcore.jwt import JWTManager
 from authcore.passwords import PasswordHasher
 from authcore.sessions import AuthSession, SessionStore
@@ -56,7 +58,8 @@ class AuthCore:
     ``SameSite=Lax`` on the cookie is a second line of defence.
 
     Args:
-        database_url: Where to keep sessions and users (ignored with *engine*).
+        database_url: Where to keep sessions and users (ignored with *engine*,
+            and with both *sessions* and *users*).
         secret_key: Signs the JWT access tokens; at least 32 bytes for HS256.
         engine: An engine you created and dispose yourself; by default one is
             created from *database_url* and disposed by :attr:`lifespan`.
@@ -75,11 +78,25 @@ class AuthCore:
         trusted_origins: Other origins (``https://app.example.com``) whose
             cookie-authenticated requests pass the CSRF check.
         clock: Zero-argument callable returning aware UTC time, for tests.
+        sessions: A session store to use instead of a
+            :class:`~authcore.SessionStore` on the engine: any object with its
+            methods, such as :class:`authcore.testing.InMemorySessionStore`.
+            *session_ttl*, *idle_timeout*, *rotation_grace* and
+            *max_sessions_per_user* then belong to that store.
+        users: A user store to use instead of a :class:`~authcore.UserStore`
+            (any object with its methods). With both stores injected, no
+            engine is created and no database is needed.
+        rotation_grace: How long a rotated-away refresh token may still be
+            refreshed (two tabs, a lost response) without counting as reuse;
+            see :class:`~authcore.SessionStore`. Off by default.
+        max_sessions_per_user: At most this many active sessions per user; a
+            login beyond it ends the least recently seen one. ``None``: no cap.
 
     Attributes:
-        engine: The async engine.
-        sessions: The :class:`~authcore.SessionStore`.
-        users: The :class:`~authcore.UserStore`.
+        engine: The async engine; ``None`` when both stores were injected
+            and no *engine* was given.
+        sessions: The session store.
+        users: The user store.
         hasher: The :class:`~authcore.PasswordHasher`.
         jwt: The :class:`~authcore.JWTManager` of the access tokens.
         current_session: Dependency: the request's active
@@ -120,6 +137,10 @@ class AuthCore:
         previous_secret_keys: Sequence[str | bytes] = (),
         trusted_origins: Sequence[str] = (),
         clock: Clock | None = None,
+        sessions: SessionBackend | None = None,
+        users: UserBackend | None = None,
+        rotation_grace: timedelta = timedelta(0),
+        max_sessions_per_user: int | None = None,
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError("prefix must start with '/' and not end with one, or be empty")
@@ -132,12 +153,29 @@ class AuthCore:
             secret_key, ttl=access_ttl, clock=clock, previous_secrets=previous_secret_keys
         )
         self.hasher = PasswordHasher() if hasher is None else hasher
-        self._owns_engine = engine is None
-        self.engine: AsyncEngine = create_engine(database_url) if engine is None else engine
-        self.sessions = SessionStore(
-            self.engine, ttl=session_ttl, idle_timeout=idle_timeout, clock=clock
-        )
-        self.users = UserStore(self.engine, hasher=self.hasher, clock=clock)
+        # An engine only when a store needs one: with both stores injected, no database.
+        self._owns_engine = engine is None and (sessions is None or users is None)
+        if self._owns_engine:
+            engine = create_engine(database_url)
+        self.engine: AsyncEngine | None = engine
+        if sessions is None:  # not `or`: an empty in-memory store is falsy (it has a len)
+            # Passed only when set, so a store without them still works.
+            options: dict[str, Any] = {}
+            if rotation_grace:
+                options["rotation_grace"] = rotation_grace
+            if max_sessions_per_user is not None:
+                options["max_sessions_per_user"] = max_sessions_per_user
+            sessions = SessionStore(
+                self._require_engine(),
+                ttl=session_ttl,
+                idle_timeout=idle_timeout,
+                clock=clock,
+                **options,
+            )
+        if users is None:
+            users = UserStore(self._require_engine(), hasher=self.hasher, clock=clock)
+        self.sessions: SessionBackend = sessions
+        self.users: UserBackend = users
         self.prefix = prefix
         self.credentials = Credentials(
             transport=self.transport,
@@ -152,8 +190,12 @@ class AuthCore:
         self.current_user = self.credentials.current_user
         self._router: APIRouter | None = None
 
+    def _require_engine(self) -> AsyncEngine:
+        assert self.engine is not None  # made in __init__ whenever a store needs one
+        return self.engine
+
     def __repr__(self) -> str:
-        url = self.engine.url.render_as_string(hide_password=True)
+        url = None if self.engine is None else self.engine.url.render_as_string(hide_password=True)
         return (
             f"AuthCore(engine={url!r}, prefix={self.prefix!r}, "
             f"cookie_name={self.cookie_name!r}, cookie_secure={self.cookie_secure!r})"
@@ -180,15 +222,17 @@ class AuthCore:
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         """For ``FastAPI(lifespan=auth.lifespan)``: the schema on start, disposal on stop.
 
-        The engine is disposed only when this object created it. An app with
+        The engine is disposed only when this object created it (with both
+        stores injected there is none, and no database). An app with
         a lifespan of its own enters this one inside it:
         ``async with auth.lifespan(app): yield``.
         """
-        await create_schema(self.engine)
+        if self.engine is not None:
+            await create_schema(self.engine)
         try:
             yield
         finally:
-            if self._owns_engine:
+            if self._owns_engine and self.engine is not None:
                 await asyncio.shield(dispose_engine(self.engine))
 
     @property

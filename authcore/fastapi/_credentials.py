@@ -19,9 +19,10 @@ from fastapi.security import OAuth2PasswordBearer
 from authcore.errors import InvalidTokenError, StorageError
 from authcore.fastapi._csrf import UNSAFE_METHODS, OriginCheck
 from authcore.fastapi._http import Principal, csrf_refused, seconds_until, unauthorized, unavailable
+from authcore.fastapi._stores import SessionBackend, UserBackend
 from authcore.jwt import JWTManager
-from authcore.sessions import AuthSession, SessionStore
-from authcore.users import User, UserStore
+from authcore.sessions import AuthSession
+from authcore.users import User
 
 __all__ = ["Credentials", "Outcome", "Transport"]
 
@@ -114,8 +115,8 @@ class Credentials:
         *,
         transport: Transport,
         jwt: JWTManager,
-        sessions: SessionStore,
-        users: UserStore,
+        sessions: SessionBackend,
+        users: UserBackend,
         origins: OriginCheck,
     ) -> None:
         self.transport = transport

@@ -14,7 +14,7 @@ from typing import Literal, NoReturn
 
 from fastapi import HTTPException, status
 
-from authcore.errors import StorageError
+from authcore.errors import InvalidTokenError, StorageError
 from authcore.sessions import AuthSession
 from authcore.users import User
 
@@ -28,6 +28,7 @@ __all__ = [
     "UNPROCESSABLE",
     "Principal",
     "csrf_refused",
+    "http_errors",
     "raise_storage_unavailable",
     "seconds_until",
     "storage_as_503",
@@ -92,6 +93,19 @@ async def storage_as_503() -> AsyncIterator[None]:
     """Turn a :class:`~authcore.errors.StorageError` in the block into a 503."""
     try:
         yield
+    except StorageError as exc:
+        raise_storage_unavailable(exc)
+
+
+@asynccontextmanager
+async def http_errors() -> AsyncIterator[None]:
+    """In a route: any :class:`~authcore.errors.InvalidTokenError` is the 401, a
+    :class:`~authcore.errors.StorageError` the 503, whenever they happen (a
+    concurrent request may revoke what the route has just made)."""
+    try:
+        yield
+    except InvalidTokenError:
+        raise unauthorized() from None
     except StorageError as exc:
         raise_storage_unavailable(exc)
 
