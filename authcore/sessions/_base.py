@@ -34,6 +34,13 @@ class BaseSessionStore(abc.ABC):
     decision reads the store's clock, and time seen by the store never runs
     backwards (a clock that goes back extends nothing); an operation that
     fails or is cancelled leaves all of its change or none of it.
+
+    Cancellation: a caller that is cancelled (task cancellation, timeout)
+    never receives a result, so :meth:`issue_session` / :meth:`create_session`
+    then leave no session and :meth:`rotate_session` / :meth:`rotate` leave
+    the old token valid and no successor. Every other operation that was
+    under way when its caller was cancelled completes (a logout still logs
+    out, a reuse still revokes the family) before ``CancelledError`` is raised.
     """
 
     def __init__(

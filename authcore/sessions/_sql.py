@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from authcore.sessions._base import BaseSessionStore
 from authcore.sessions._model import (
     AuthSession,
     IssuedSession,
+    NewSession,
     Reason,
     Status,
     check_session_id,
@@ -59,6 +61,18 @@ _BY_ID = select(*_PUBLIC_COLUMNS, *_STATE_COLUMNS).where(t.c.id == bindparam("si
 # Built once: constructing ``insert(t).values(row)`` per call cost more than the
 # INSERT itself on SQLite (a bind parameter object per column, every time).
 _INSERT = insert(t)
+
+
+@dataclass(frozen=True, slots=True)
+class _Issued:
+    """A committed create or rotation, with what it takes to undo it."""
+
+    new: NewSession
+    rotated: str | None = None  # the id of the session it replaced
+    rotated_at: datetime | None = None
+
+    def issued(self) -> IssuedSession:
+        return self.new.issued()
 
 
 class SessionStore(BaseSessionStore):
@@ -157,6 +171,40 @@ class SessionStore(BaseSessionStore):
             )
         return result.rowcount
 
+    def _successor(self, old: Any) -> NewSession:
+        """The session that replaces *old* (a row) in its rotation family."""
+        return self._new_session(
+            old.user_id,
+            ttl=None,
+            data=decode_data(old.data),
+            ip=old.ip,
+            user_agent=old.user_agent,
+            family_id=old.family_id,
+        )
+
+    async def _take_back(self, done: _Issued) -> None:
+        """Undo a committed create or rotation whose caller was cancelled after all.
+
+        The new session is deleted (nobody holds its token); for a rotation,
+        the old session is made active again, unless the new one had been
+        revoked meanwhile (a reuse revoked the family: the old one stays revoked).
+        """
+        with storage_errors("taking back a session"):
+            async with write_transaction(self.engine) as conn:
+                gone = await conn.execute(
+                    delete(t).where(t.c.id == done.new.id, t.c.revoked_at.is_(None))
+                )
+                if done.rotated is not None and gone.rowcount == 1:
+                    await conn.execute(
+                        update(t)
+                        .where(
+                            t.c.id == done.rotated,
+                            t.c.revoke_reason == Reason.ROTATED.value,
+                            t.c.revoked_at == done.rotated_at,
+                        )
+                        .values(revoked_at=None, revoke_reason=None)
+                    )
+
     @staticmethod
     async def _revoke_family(conn: AsyncConnection, family_id: str, now: datetime) -> None:
         await conn.execute(
@@ -167,7 +215,6 @@ class SessionStore(BaseSessionStore):
 
     # -- the contract ----------------------------------------------------------
 
-    @uncancellable
     async def issue_session(
         self,
         user_id: UserId,
@@ -178,10 +225,15 @@ class SessionStore(BaseSessionStore):
         user_agent: str | None = None,
     ) -> IssuedSession:
         new = self._new_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
+        # A cancelled caller never receives the token: the insert is rolled back
+        # before its COMMIT, or taken back when the cancellation came later.
+        return (await run_to_completion(self._insert(new), undo=self._take_back)).issued()
+
+    async def _insert(self, new: NewSession) -> _Issued:
         with storage_errors("creating a session"):
-            async with write_transaction(self.engine) as conn:
+            async with write_transaction(self.engine, undo_if_cancelled=True) as conn:
                 await conn.execute(_INSERT, new.row())
-        return new.issued()
+        return _Issued(new)
 
     @uncancellable
     async def validate(self, token: str) -> AuthSession:
@@ -200,12 +252,19 @@ class SessionStore(BaseSessionStore):
                     await self._revoke_family(conn, row.family_id, now)
         raise error_for(status)
 
-    @uncancellable
     async def rotate_session(self, token: str) -> IssuedSession:
         digest = digest_of(token)
-        status: Status | None = Status.ACTIVE
+        # As for a create: a cancelled caller keeps the old token, and no successor.
+        return (await run_to_completion(self._rotate(digest), undo=self._take_back)).issued()
+
+    async def _rotate(self, digest: str) -> _Issued:
+        new: NewSession | None = None
         with storage_errors("rotating a session"):
-            async with write_transaction(self.engine) as conn:
+            # Rolled back if the caller is cancelled before the commit, but only
+            # when it made a successor: a reuse found on the way is still acted on.
+            async with write_transaction(
+                self.engine, undo_if_cancelled=lambda: new is not None
+            ) as conn:
                 now = self._now()
                 # Claim the old token atomically: only one rotation of it can win.
                 claimed = (
@@ -217,16 +276,9 @@ class SessionStore(BaseSessionStore):
                     )
                 ).first()
                 if claimed is not None:
-                    new = self._new_session(
-                        claimed.user_id,
-                        ttl=None,
-                        data=decode_data(claimed.data),
-                        ip=claimed.ip,
-                        user_agent=claimed.user_agent,
-                        family_id=claimed.family_id,
-                    )
+                    new = self._successor(claimed)
                     await conn.execute(_INSERT, new.row())
-                    return new.issued()
+                    return _Issued(new, rotated=claimed.id, rotated_at=now)
                 row = (await conn.execute(_BY_DIGEST, {"digest": digest})).first()
                 status = None if row is None else self._status(row, now)
                 if status is Status.REUSED:
