@@ -31,7 +31,6 @@ __all__ = [
     "http_errors",
     "raise_storage_unavailable",
     "seconds_until",
-    "storage_as_503",
     "unauthorized",
     "unavailable",
     "unprocessable",
@@ -86,15 +85,6 @@ def raise_storage_unavailable(exc: StorageError) -> NoReturn:
     """Turn a :class:`~authcore.errors.StorageError` into the 503, logging the cause."""
     logger.warning("request failed: storage unavailable (%s)", exc)
     raise unavailable() from exc
-
-
-@asynccontextmanager
-async def storage_as_503() -> AsyncIterator[None]:
-    """Turn a :class:`~authcore.errors.StorageError` in the block into a 503."""
-    try:
-        yield
-    except StorageError as exc:
-        raise_storage_unavailable(exc)
 
 
 @asynccontextmanager
