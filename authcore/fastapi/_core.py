@@ -184,10 +184,6 @@ class AuthCore:
         self.current_user = self.credentials.current_user
         self._router: APIRouter | None = None
 
-    def _require_engine(self) -> AsyncEngine:
-        assert self.engine is not None  # made in __init__ whenever a store needs one
-        return self.engine
-
     def __repr__(self) -> str:
         url = None if self.engine is None else self.engine.url.render_as_string(hide_password=True)
         return (
@@ -209,6 +205,10 @@ class AuthCore:
     def bearer_scheme(self) -> OAuth2PasswordBearer:
         """The ``Authorization: Bearer`` scheme (``auto_error=False``), for the OpenAPI docs."""
         return self.transport.bearer_scheme
+
+    def _require_engine(self) -> AsyncEngine:
+        assert self.engine is not None  # made in __init__ whenever a store needs one
+        return self.engine
 
     # -- lifecycle -------------------------------------------------------------
 
