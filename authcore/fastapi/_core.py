@@ -1,17 +1,14 @@
 """``AuthCore``: the stores, the lifespan and the dependencies for a FastAPI app."""
 
-# No `from __future__ import annotations`: FastAPI reads the route and
-# dependency annotations at run time, and they name local variables.
+# No `from __future__ import annotations`: FastAPI reads the dependencies'
+# annotations at run time.
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, NoReturn, Self
-from urllib.parse import urlsplit
+from datetime import timedelta
+from typing import Any, Self
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,79 +17,17 @@ from authcore._time import Clock
 from authcore.config import Settings, app_keywords, load_settings
 from authcore.db import create_engine, create_schema, dispose_engine
 from authcore.db._engine import DEFAULT_URL
-from authcore.errors import InvalidTokenError, StorageError
+from authcore.fastapi._credentials import Credentials, Transport
+from authcore.fastapi._csrf import OriginCheck
+from authcore.fastapi._http import Principal
+from authcore.fastapi._routes import build_router
+from authcore.fastapi._stores import SessionBackend, UserBackend
 from authcore.jwt import JWTManager
 from authcore.passwords import PasswordHasher
 from authcore.sessions import AuthSession, SessionStore
 from authcore.users import User, UserStore
 
-__all__ = ["AuthCore", "Principal"]
-
-logger = logging.getLogger("authcore.fastapi")
-
-#: The body of every 401 from the dependencies, whatever the reason.
-NOT_AUTHENTICATED = "Not authenticated"
-#: The body of a 503: the database failed or is unreachable.
-UNAVAILABLE = "Authentication is temporarily unavailable"
-#: The body of a 403 from the CSRF check.
-CSRF_REFUSED = "Cross-site request refused"
-
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_SAME_SITE_SIGNALS = frozenset({"same-origin", "none"})
-
-
-def unauthorized(detail: str = NOT_AUTHENTICATED) -> HTTPException:
-    """The 401 every credential problem becomes, with ``WWW-Authenticate: Bearer``."""
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
-    )
-
-
-def unavailable() -> HTTPException:
-    """The 503 a :class:`~authcore.errors.StorageError` becomes."""
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=UNAVAILABLE)
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who made the request, and how they proved it.
-
-    Attributes:
-        session: The active session behind the credentials.
-        user: Its user, active.
-        via: ``"bearer"`` (a JWT access token in ``Authorization``) or
-            ``"cookie"`` (the session cookie).
-        token: The session token when *via* is ``"cookie"``, else ``None``.
-            Never shown in ``repr``.
-    """
-
-    session: AuthSession
-    user: User
-    via: Literal["bearer", "cookie"]
-    token: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """The credentials of one request, resolved once (FastAPI caches dependencies)."""
-
-    principal: Principal | None = None
-    error: HTTPException | None = None
-    cookie_failed: bool = False
-
-    def require(self) -> Principal:
-        if self.error is not None:
-            raise self.error
-        if self.principal is None:
-            raise unauthorized()
-        return self.principal
-
-
-def _normalize_origin(origin: str) -> str:
-    parts = urlsplit(origin.strip())
-    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
-        raise ValueError(f"trusted origin {origin!r} must look like https://example.com[:port]")
-    return f"{parts.scheme}://{parts.netloc}".lower()
+__all__ = ["AuthCore"]
 
 
 class AuthCore:
@@ -124,7 +59,8 @@ class AuthCore:
     ``SameSite=Lax`` on the cookie is a second line of defence.
 
     Args:
-        database_url: Where to keep sessions and users (ignored with *engine*).
+        database_url: Where to keep sessions and users (ignored with *engine*,
+            and with both *sessions* and *users*).
         secret_key: Signs the JWT access tokens; at least 32 bytes for HS256.
         engine: An engine you created and dispose yourself; by default one is
             created from *database_url* and disposed by :attr:`lifespan`.
@@ -143,11 +79,25 @@ class AuthCore:
         trusted_origins: Other origins (``https://app.example.com``) whose
             cookie-authenticated requests pass the CSRF check.
         clock: Zero-argument callable returning aware UTC time, for tests.
+        sessions: A session store to use instead of a
+            :class:`~authcore.SessionStore` on the engine: any object with its
+            methods, such as :class:`authcore.testing.InMemorySessionStore`.
+            *session_ttl*, *idle_timeout*, *rotation_grace* and
+            *max_sessions_per_user* then belong to that store.
+        users: A user store to use instead of a :class:`~authcore.UserStore`
+            (any object with its methods). With both stores injected, no
+            engine is created and no database is needed.
+        rotation_grace: How long a rotated-away refresh token may still be
+            refreshed (two tabs, a lost response) without counting as reuse;
+            see :class:`~authcore.SessionStore`. Off by default.
+        max_sessions_per_user: At most this many active sessions per user; a
+            login beyond it ends the least recently seen one. ``None``: no cap.
 
     Attributes:
-        engine: The async engine.
-        sessions: The :class:`~authcore.SessionStore`.
-        users: The :class:`~authcore.UserStore`.
+        engine: The async engine; ``None`` when both stores were injected
+            and no *engine* was given.
+        sessions: The session store.
+        users: The user store.
         hasher: The :class:`~authcore.PasswordHasher`.
         jwt: The :class:`~authcore.JWTManager` of the access tokens.
         current_session: Dependency: the request's active
@@ -157,6 +107,10 @@ class AuthCore:
             carries no credentials or only a session cookie that is no longer
             valid (a public page stays reachable with a stale cookie). A bearer
             token that fails is still a 401: an API client sent it on purpose.
+        transport: How the credentials travel (the cookie, the bearer header).
+        origins: The CSRF (origin) check.
+        credentials: What resolves a request's credentials, behind the
+            dependencies below.
         current_user: Dependency: the request's active :class:`~authcore.User`;
             else 401/403/503 as for *current_session*.
         principal: Dependency: the :class:`Principal` (session, user and how
@@ -184,33 +138,53 @@ class AuthCore:
         previous_secret_keys: Sequence[str | bytes] = (),
         trusted_origins: Sequence[str] = (),
         clock: Clock | None = None,
+        sessions: SessionBackend | None = None,
+        users: UserBackend | None = None,
+        rotation_grace: timedelta = timedelta(0),
+        max_sessions_per_user: int | None = None,
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError("prefix must start with '/' and not end with one, or be empty")
-        if not cookie_name or not cookie_name.isascii() or not cookie_name.isprintable():
-            raise ValueError("cookie_name must be a non-empty printable ASCII name")
-        if isinstance(trusted_origins, str):
-            raise TypeError("trusted_origins must be a sequence of origins, not one str")
         # Everything that can refuse its arguments runs before the engine exists.
+        self.transport = Transport(
+            prefix=prefix, cookie_name=cookie_name, cookie_secure=cookie_secure
+        )
+        self.origins = OriginCheck(trusted_origins)
         self.jwt = JWTManager(
             secret_key, ttl=access_ttl, clock=clock, previous_secrets=previous_secret_keys
         )
         self.hasher = PasswordHasher() if hasher is None else hasher
-        self._trusted_origins = frozenset(_normalize_origin(o) for o in trusted_origins)
-        self._owns_engine = engine is None
-        self.engine: AsyncEngine = create_engine(database_url) if engine is None else engine
-        self.sessions = SessionStore(
-            self.engine, ttl=session_ttl, idle_timeout=idle_timeout, clock=clock
-        )
-        self.users = UserStore(self.engine, hasher=self.hasher, clock=clock)
+        # An engine only when a store needs one: with both stores injected, no database.
+        self._owns_engine = engine is None and (sessions is None or users is None)
+        if self._owns_engine:
+            engine = create_engine(database_url)
+        self.engine: AsyncEngine | None = engine
+        if sessions is None:  # not `or`: an empty in-memory store is falsy (it has a len)
+            sessions = SessionStore(
+                self._require_engine(),
+                ttl=session_ttl,
+                idle_timeout=idle_timeout,
+                rotation_grace=rotation_grace,
+                max_sessions_per_user=max_sessions_per_user,
+                clock=clock,
+            )
+        if users is None:
+            users = UserStore(self._require_engine(), hasher=self.hasher, clock=clock)
+        self.sessions: SessionBackend = sessions
+        self.users: UserBackend = users
         self.prefix = prefix
-        self.cookie_name = cookie_name
-        self.cookie_secure = cookie_secure
-        self.bearer_scheme = OAuth2PasswordBearer(
-            tokenUrl=f"{prefix}/login", auto_error=False, scheme_name="authcore"
+        self.credentials = Credentials(
+            transport=self.transport,
+            jwt=self.jwt,
+            sessions=self.sessions,
+            users=self.users,
+            origins=self.origins,
         )
+        self.principal = self.credentials.principal
+        self.current_session = self.credentials.current_session
+        self.optional_session = self.credentials.optional_session
+        self.current_user = self.credentials.current_user
         self._router: APIRouter | None = None
-        self._make_dependencies()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **keywords: Any) -> Self:
@@ -246,11 +220,30 @@ class AuthCore:
         return cls(**{**options, **keywords})
 
     def __repr__(self) -> str:
-        url = self.engine.url.render_as_string(hide_password=True)
+        url = None if self.engine is None else self.engine.url.render_as_string(hide_password=True)
         return (
             f"AuthCore(engine={url!r}, prefix={self.prefix!r}, "
             f"cookie_name={self.cookie_name!r}, cookie_secure={self.cookie_secure!r})"
         )
+
+    @property
+    def cookie_name(self) -> str:
+        """The session cookie's name."""
+        return self.transport.cookie_name
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Whether the cookie is sent over HTTPS only."""
+        return self.transport.cookie_secure
+
+    @property
+    def bearer_scheme(self) -> OAuth2PasswordBearer:
+        """The ``Authorization: Bearer`` scheme (``auto_error=False``), for the OpenAPI docs."""
+        return self.transport.bearer_scheme
+
+    def _require_engine(self) -> AsyncEngine:
+        assert self.engine is not None  # made in __init__ whenever a store needs one
+        return self.engine
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -258,24 +251,24 @@ class AuthCore:
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         """For ``FastAPI(lifespan=auth.lifespan)``: the schema on start, disposal on stop.
 
-        The engine is disposed only when this object created it. An app with
+        The engine is disposed only when this object created it (with both
+        stores injected there is none, and no database). An app with
         a lifespan of its own enters this one inside it:
         ``async with auth.lifespan(app): yield``.
         """
-        await create_schema(self.engine)
+        if self.engine is not None:
+            await create_schema(self.engine)
         try:
             yield
         finally:
-            if self._owns_engine:
+            if self._owns_engine and self.engine is not None:
                 await asyncio.shield(dispose_engine(self.engine))
 
     @property
     def router(self) -> APIRouter:
         """The login, logout, refresh, register and session routes, under *prefix*."""
         if self._router is None:
-            from authcore.fastapi._routes import build_router
-
-            self._router = build_router(self)
+            self._router = build_router(self.credentials, prefix=self.prefix)
         return self._router
 
     # -- account changes that must end sessions ---------------------------------
@@ -293,129 +286,20 @@ class AuthCore:
         await self.users.set_active(user_id, active)
         return 0 if active else await self.sessions.revoke_all(user_id)
 
-    # -- cookies ---------------------------------------------------------------
+    # -- cookies and the CSRF check (for an app's own routes) -------------------
 
     def set_session_cookie(self, response: Response, token: str, session: AuthSession) -> None:
         """Put *token* in the session cookie, living as long as *session*."""
-        response.set_cookie(
-            self.cookie_name,
-            token,
-            max_age=seconds_until(session.expires_at, session.last_seen_at),
-            path="/",
-            secure=self.cookie_secure,
-            httponly=True,
-            samesite="lax",
-        )
+        self.transport.set_cookie(response, token, session)
 
     def delete_session_cookie(self, response: Response) -> None:
         """Tell the browser to drop the session cookie."""
-        response.delete_cookie(
-            self.cookie_name, path="/", secure=self.cookie_secure, httponly=True, samesite="lax"
-        )
-
-    # -- the CSRF check --------------------------------------------------------
+        self.transport.delete_cookie(response)
 
     def origin_allowed(self, request: Request) -> bool:
         """Whether a browser sent *request* from this app's own or a trusted origin."""
-        site = request.headers.get("sec-fetch-site")
-        if site in _SAME_SITE_SIGNALS:
-            return True
-        origin = request.headers.get("origin")
-        if origin is None:
-            return site is None  # neither header: not a browser
-        if origin.lower().rstrip("/") in self._trusted_origins:
-            return True
-        host = request.headers.get("host")
-        return site is None and host is not None and urlsplit(origin).netloc == host.lower()
+        return self.origins.allowed(request)
 
     def check_origin(self, request: Request) -> None:
         """Raise the 403 of the CSRF check unless :meth:`origin_allowed`."""
-        if not self.origin_allowed(request):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=CSRF_REFUSED)
-
-    # -- credentials -----------------------------------------------------------
-
-    async def _session_from_jwt(self, token: str) -> AuthSession:
-        claims = self.jwt.verify(token)
-        sid = claims.get("sid")
-        if not isinstance(sid, str):
-            raise InvalidTokenError("the access token names no session")
-        session = await self.sessions.get_session_by_id(sid)
-        if session is None or session.user_id != claims["sub"]:
-            raise InvalidTokenError("the access token's session is not active")
-        return session
-
-    async def _resolve(self, request: Request, bearer: str | None) -> Principal | None:
-        if bearer is not None:
-            session = await self._session_from_jwt(bearer)
-            via: Literal["bearer", "cookie"] = "bearer"
-            token = None
-        else:
-            token = request.cookies.get(self.cookie_name)
-            if not token:
-                return None
-            session = await self.sessions.validate(token)
-            via = "cookie"
-        user = await self.users.get_user(session.user_id)
-        if user is None or not user.is_active:
-            raise InvalidTokenError("the session's user is not active")
-        return Principal(session=session, user=user, via=via, token=token)
-
-    def _make_dependencies(self) -> None:
-        # Built once per AuthCore, so each is one stable callable: FastAPI resolves
-        # the credentials once per request, and dependency_overrides can key on them.
-        async def credentials(
-            request: Request,
-            bearer: Annotated[str | None, Depends(self.bearer_scheme)],
-        ) -> _Outcome:
-            try:
-                principal = await self._resolve(request, bearer)
-            except InvalidTokenError:
-                return _Outcome(error=unauthorized(), cookie_failed=bearer is None)
-            except StorageError:
-                logger.warning("authentication failed: storage unavailable", exc_info=True)
-                return _Outcome(error=unavailable())
-            if (
-                principal is not None
-                and principal.via == "cookie"
-                and request.method in UNSAFE_METHODS
-                and not self.origin_allowed(request)
-            ):
-                return _Outcome(error=HTTPException(status.HTTP_403_FORBIDDEN, CSRF_REFUSED))
-            return _Outcome(principal=principal)
-
-        async def principal(outcome: Annotated[_Outcome, Depends(credentials)]) -> Principal:
-            return outcome.require()
-
-        async def current_session(
-            outcome: Annotated[_Outcome, Depends(credentials)],
-        ) -> AuthSession:
-            return outcome.require().session
-
-        async def optional_session(
-            outcome: Annotated[_Outcome, Depends(credentials)],
-        ) -> AuthSession | None:
-            if outcome.error is not None and outcome.cookie_failed:
-                return None  # a stale cookie on a public page: anonymous
-            if outcome.error is None and outcome.principal is None:
-                return None
-            return outcome.require().session
-
-        async def current_user(outcome: Annotated[_Outcome, Depends(credentials)]) -> User:
-            return outcome.require().user
-
-        self.principal = principal
-        self.current_session = current_session
-        self.optional_session = optional_session
-        self.current_user = current_user
-
-
-def raise_storage_unavailable(exc: StorageError) -> NoReturn:
-    """Turn a :class:`~authcore.errors.StorageError` into the 503, logging the cause."""
-    logger.warning("request failed: storage unavailable (%s)", exc)
-    raise unavailable() from exc
-
-
-def seconds_until(moment: datetime, now: datetime) -> int:
-    """Whole seconds from *now* to *moment*, never negative."""
-    return max(int((moment - now).total_seconds()), 0)
+        self.origins.check(request)

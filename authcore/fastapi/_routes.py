@@ -1,22 +1,22 @@
 """The routes of :attr:`AuthCore.router`: register, login, refresh, logout, sessions, password."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations
+# at run time, and they name local variables.
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from authcore.errors import (
-    InvalidTokenError,
-    PasswordPolicyError,
-    StorageError,
-    UserExistsError,
-)
-from authcore.fastapi._core import (
+from authcore.errors import InvalidTokenError, PasswordPolicyError, UserExistsError
+from authcore.fastapi._credentials import Credentials
+from authcore.fastapi._http import (
+    BAD_CURRENT_PASSWORD,
+    BAD_LOGIN,
+    UNAUTHORIZED_RESPONSES,
     Principal,
-    raise_storage_unavailable,
+    http_errors,
     unauthorized,
+    unprocessable,
 )
 from authcore.fastapi._schemas import (
     PasswordChange,
@@ -28,57 +28,56 @@ from authcore.fastapi._schemas import (
     TokenPair,
     UserInfo,
 )
-from authcore.sessions import AuthSession
+from authcore.sessions import AuthSession, IssuedSession
 from authcore.users import User
 
-if TYPE_CHECKING:
-    from authcore.fastapi._core import AuthCore
+__all__ = [
+    "DEFAULT_LISTED",
+    "MAX_LISTED",
+    "build_router",
+    "client_of",
+    "session_info",
+]
 
-__all__ = ["build_router"]
-
-BAD_LOGIN = "Incorrect username or password"
-BAD_CURRENT_PASSWORD = "The current password is incorrect"
-UNAUTHORIZED_RESPONSES: dict[int | str, dict[str, str]] = {
-    401: {"description": "Missing, invalid, expired or revoked credentials"},
-    403: {"description": "Cross-site request refused (CSRF check)"},
-    503: {"description": "The session database is unavailable"},
-}
-
-
-@asynccontextmanager
-async def storage_as_503() -> AsyncIterator[None]:
-    """Turn a :class:`~authcore.errors.StorageError` in the block into a 503."""
-    try:
-        yield
-    except StorageError as exc:
-        raise_storage_unavailable(exc)
-
-
-def unprocessable(exc: ValueError | TypeError) -> HTTPException:
-    """A 422 carrying the policy's message (which never contains the password)."""
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc))
+#: ``GET /sessions``: how many sessions by default, and at most.
+DEFAULT_LISTED = 50
+MAX_LISTED = 100
 
 
 def client_of(request: Request) -> tuple[str | None, str | None]:
-    """The client's address and user agent, as the session records them."""
-    ip = request.client.host if request.client is not None else None
-    return ip, request.headers.get("user-agent")
+    """The client's address and user agent, as the session records them.
+
+    The address is what the server says the peer is (behind a proxy,
+    uvicorn's ``--proxy-headers`` take it from ``X-Forwarded-For`` when the
+    proxy is trusted, so a client may send anything there); the store keeps
+    it only when it parses as an IP address, and cuts the user agent.
+    """
+    host = request.client.host if request.client is not None else None
+    return host, request.headers.get("user-agent")
 
 
-def build_router(auth: "AuthCore") -> APIRouter:
-    """The router behind :attr:`AuthCore.router`."""
-    router = APIRouter(prefix=auth.prefix, tags=["auth"])
+def build_router(auth: Credentials, *, prefix: str) -> APIRouter:
+    """The router behind :attr:`AuthCore.router`, under *prefix*.
+
+    Every route maps a credential problem to the usual 401 whenever it
+    happens, also after a concurrent request revoked what the route had just
+    made, and a :class:`~authcore.errors.StorageError` to a 503: a race never
+    answers 500.
+    """
+    router = APIRouter(prefix=prefix, tags=["auth"])
     CurrentPrincipal = Annotated[Principal, Depends(auth.principal)]
+    Bearer = Annotated[str | None, Depends(auth.transport.bearer_scheme)]
+    transport = auth.transport
 
-    async def token_pair(response: Response, token: str) -> TokenPair:
-        """The JWT + refresh token answer for a fresh session *token*; sets the cookie."""
-        session = await auth.sessions.validate(token)
-        auth.set_session_cookie(response, token, session)
+    def token_pair(response: Response, issued: IssuedSession) -> TokenPair:
+        """The JWT + refresh token answer for a session just made; sets the cookie."""
+        session = issued.session
+        transport.set_cookie(response, issued.token, session)
         access = auth.jwt.issue(session.user_id, session_id=session.id)
         return TokenPair(
             access_token=access,
             expires_in=int(auth.jwt.ttl.total_seconds()),
-            refresh_token=token,
+            refresh_token=issued.token,
         )
 
     async def active_user(user_id: str) -> User | None:
@@ -88,7 +87,7 @@ def build_router(auth: "AuthCore") -> APIRouter:
     @router.post("/register", status_code=status.HTTP_201_CREATED, responses={409: {}})
     async def register(body: Registration) -> UserInfo:
         """Create an account. 409 when the username is taken (case-insensitive)."""
-        async with storage_as_503():
+        async with http_errors():
             try:
                 user = await auth.users.create_user(body.username, body.password)
             except UserExistsError:
@@ -111,8 +110,8 @@ def build_router(auth: "AuthCore") -> APIRouter:
         session cookie. A session presented with the request (cookie or
         bearer) is revoked first: a login always starts a new session.
         """
-        auth.check_origin(request)  # login CSRF: a cross-site form must not log you in
-        async with storage_as_503():
+        auth.origins.check(request)  # login CSRF: a cross-site form must not log you in
+        async with http_errors():
             try:
                 user = await auth.users.authenticate(form.username, form.password)
             except PasswordPolicyError:
@@ -121,15 +120,15 @@ def build_router(auth: "AuthCore") -> APIRouter:
                 raise unauthorized(BAD_LOGIN)
             await revoke_presented(request)
             ip, user_agent = client_of(request)
-            token = await auth.sessions.create_session(user.id, ip=ip, user_agent=user_agent)
-            return await token_pair(response, token)
+            issued = await auth.sessions.issue_session(user.id, ip=ip, user_agent=user_agent)
+        return token_pair(response, issued)
 
     async def revoke_presented(request: Request) -> None:
         """Revoke the session a login request came with (session fixation)."""
-        cookie = request.cookies.get(auth.cookie_name)
+        cookie = transport.cookie_of(request)
         if cookie:
             await auth.sessions.revoke(cookie)
-        bearer = await auth.bearer_scheme(request)
+        bearer = await transport.bearer_of(request)
         if bearer:
             try:
                 claims = auth.jwt.verify(bearer)
@@ -143,43 +142,63 @@ def build_router(auth: "AuthCore") -> APIRouter:
         """Rotate a refresh token: a new pair, the old refresh token revoked.
 
         Presenting a refresh token that was already rotated is treated as theft:
-        401, and every session of that rotation family is revoked.
+        401, and every session of that rotation family is revoked (unless the
+        app allows a ``rotation_grace``, for two tabs refreshing at once).
         """
-        async with storage_as_503():
-            try:
-                token = await auth.sessions.rotate(body.refresh_token)
-            except InvalidTokenError:
-                raise unauthorized() from None
-            session = await auth.sessions.validate(token)
-            if await active_user(session.user_id) is None:
-                await auth.sessions.revoke(token)
+        async with http_errors():
+            issued = await auth.sessions.rotate_session(body.refresh_token)
+            if await active_user(issued.session.user_id) is None:
+                await auth.sessions.revoke(issued.token)
                 raise unauthorized()
-            return await token_pair(response, token)
+        return token_pair(response, issued)
 
     @router.post(
         "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED_RESPONSES
     )
-    async def logout(principal: CurrentPrincipal, response: Response) -> None:
-        """Revoke the current session and clear the session cookie."""
-        async with storage_as_503():
-            await auth.sessions.revoke_session(principal.user.id, principal.session.id)
-        auth.delete_session_cookie(response)
+    async def logout(request: Request, response: Response, bearer: Bearer) -> None:
+        """End the current session and clear the session cookie.
+
+        With the session cookie, logging out a token that a concurrent
+        ``/refresh`` has just rotated away ends the session made by that
+        refresh too. 401 when the credentials name no active session.
+        """
+        async with http_errors():
+            if bearer is not None:  # the header wins, as in the dependencies
+                session = await auth.session_from_jwt(bearer)
+                # False: the session ended during this request (e.g. a refresh
+                # rotated it away); the client must log out with what it now holds.
+                ended = await auth.sessions.revoke_session(session.user_id, session.id)
+            else:
+                token = transport.cookie_of(request)
+                if token is None:
+                    raise unauthorized()
+                auth.origins.check(request)
+                ended = await auth.sessions.revoke(token)  # or its successor from a race
+            if not ended:
+                raise unauthorized()
+        transport.delete_cookie(response)
 
     @router.post("/logout-all", responses=UNAUTHORIZED_RESPONSES)
     async def logout_all(principal: CurrentPrincipal) -> Revoked:
         """Revoke every other session of the user; the current one stays."""
-        async with storage_as_503():
+        async with http_errors():
             revoked = await auth.sessions.revoke_all(
                 principal.user.id, except_session_id=principal.session.id
             )
         return Revoked(revoked=revoked)
 
     @router.get("/sessions", responses=UNAUTHORIZED_RESPONSES)
-    async def list_sessions(principal: CurrentPrincipal) -> list[SessionInfo]:
-        """The caller's active sessions (devices), newest first. Never a token."""
-        async with storage_as_503():
+    async def list_sessions(
+        principal: CurrentPrincipal,
+        limit: Annotated[
+            int,
+            Query(ge=1, le=MAX_LISTED, description="How many sessions to return, newest first."),
+        ] = DEFAULT_LISTED,
+    ) -> list[SessionInfo]:
+        """The caller's active sessions (devices), newest first, at most *limit*. Never a token."""
+        async with http_errors():
             sessions = await auth.sessions.list_sessions(principal.user.id)
-        return [session_info(s, current=s.id == principal.session.id) for s in sessions]
+        return [session_info(s, current=s.id == principal.session.id) for s in sessions[:limit]]
 
     @router.delete(
         "/sessions/{session_id}",
@@ -190,12 +209,12 @@ def build_router(auth: "AuthCore") -> APIRouter:
         session_id: str, principal: CurrentPrincipal, response: Response
     ) -> None:
         """Revoke one of the caller's sessions by its id. 404 when it is not theirs."""
-        async with storage_as_503():
+        async with http_errors():
             revoked = await auth.sessions.revoke_session(principal.user.id, session_id)
         if not revoked:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such session")
         if session_id == principal.session.id and principal.via == "cookie":
-            auth.delete_session_cookie(response)
+            transport.delete_cookie(response)
 
     @router.post(
         "/password",
@@ -207,10 +226,12 @@ def build_router(auth: "AuthCore") -> APIRouter:
         """Change the password and sign out every other session.
 
         A cookie session is rotated (the new token comes in ``Set-Cookie``); a
-        bearer session is kept, so its access token goes on working.
+        bearer session is kept, so its access token goes on working. When a
+        concurrent request ended the cookie session meanwhile, the password
+        is still changed, ``rotated`` is false and the cookie is cleared.
         """
         user, session = principal.user, principal.session
-        async with storage_as_503():
+        async with http_errors():
             try:
                 confirmed = await auth.users.authenticate(user.username, body.current_password)
             except PasswordPolicyError:
@@ -223,14 +244,15 @@ def build_router(auth: "AuthCore") -> APIRouter:
                 raise unprocessable(exc) from None
             # After the change, so a session created with the old password cannot survive.
             revoked = await auth.sessions.revoke_all(user.id, except_session_id=session.id)
-            rotated = principal.token is not None  # only cookie sessions carry theirs
-            if principal.token is not None:
+            issued = None
+            if principal.token is not None:  # only cookie sessions carry theirs
                 try:
-                    token = await auth.sessions.rotate(principal.token)
-                except InvalidTokenError:  # revoked by a concurrent request meanwhile
-                    raise unauthorized() from None
-                auth.set_session_cookie(response, token, await auth.sessions.validate(token))
-        return PasswordChanged(revoked=revoked, rotated=rotated)
+                    issued = await auth.sessions.rotate_session(principal.token)
+                except InvalidTokenError:  # ended by a concurrent request meanwhile
+                    transport.delete_cookie(response)
+        if issued is not None:
+            transport.set_cookie(response, issued.token, issued.session)
+        return PasswordChanged(revoked=revoked, rotated=issued is not None)
 
     @router.get("/me", responses=UNAUTHORIZED_RESPONSES)
     async def me(principal: CurrentPrincipal) -> UserInfo:

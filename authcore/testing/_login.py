@@ -78,9 +78,10 @@ def force_login(
         ...     force_login(client, auth, user)
         ...     assert client.get("/auth/me").status_code == 200
     """
-    create = functools.partial(auth.sessions.create_session, _user_id(user), **session_kw)
+    issue = functools.partial(auth.sessions.issue_session, _user_id(user), **session_kw)
     portal = getattr(client, "portal", None)
-    token: str = portal.call(create) if portal is not None else _run_on_a_fresh_loop(create)
+    issued = portal.call(issue) if portal is not None else _run_on_a_fresh_loop(issue)
+    token: str = issued.token
     _set_session_cookie(client, auth, token)
     return token
 
@@ -99,7 +100,7 @@ async def async_force_login(
         ... ) as client:
         ...     await async_force_login(client, auth, "user-id")
     """
-    token = await auth.sessions.create_session(_user_id(user), **session_kw)
+    token = (await auth.sessions.issue_session(_user_id(user), **session_kw)).token
     _set_session_cookie(client, auth, token)
     return token
 
