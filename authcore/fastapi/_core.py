@@ -20,12 +20,17 @@ from authcore._time import Clock
 from authcore.db import create_engine, create_schema, dispose_engine
 from authcore.db._engine import DEFAULT_URL
 from authcore.errors import InvalidTokenError, StorageError
+from authcore.fastapi._forms import local_path
 from authcore.jwt import JWTManager
 from authcore.passwords import PasswordHasher
 from authcore.sessions import AuthSession, SessionStore
 from authcore.users import User, UserStore
 
-__all__ = ["AuthCore", "Principal"]
+__all__ = ["AuthCore", "Principal", "Transport"]
+
+#: How credentials travel: see ``AuthCore(transport=...)``.
+Transport = Literal["both", "cookie", "bearer"]
+TRANSPORTS: tuple[Transport, ...] = ("both", "cookie", "bearer")
 
 logger = logging.getLogger("authcore.fastapi")
 
@@ -94,6 +99,13 @@ def _normalize_origin(origin: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def _page_url(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme in {"http", "https"} and parts.netloc:
+        return True
+    return local_path(url) is not None
+
+
 class AuthCore:
     """Sessions, users, passwords and JWTs for a FastAPI app, in one object.
 
@@ -142,6 +154,17 @@ class AuthCore:
         trusted_origins: Other origins (``https://app.example.com``) whose
             cookie-authenticated requests pass the CSRF check.
         clock: Zero-argument callable returning aware UTC time, for tests.
+        transport: How credentials travel: ``"both"`` (the default: the
+            session cookie and bearer JWTs), ``"cookie"`` (the cookie only:
+            no token or JWT is ever put in a response body, and bearer
+            headers are ignored) or ``"bearer"`` (no cookie is set or read).
+        login_page_url: The app's login page. :attr:`page_user` sends an
+            anonymous browser there (``?next=<page>``) and a failed form
+            login goes back there with ``?error=invalid&next=...``.
+        redirect_default: Where a browser form post goes when its ``next``
+            is not a local path (``"/"``).
+        login_after_register: Whether ``/register`` also logs the new user in
+            (the cookie and/or tokens, as *transport* says).
 
     Attributes:
         engine: The async engine.
@@ -183,6 +206,10 @@ class AuthCore:
         previous_secret_keys: Sequence[str | bytes] = (),
         trusted_origins: Sequence[str] = (),
         clock: Clock | None = None,
+        transport: Transport = "both",
+        login_page_url: str | None = None,
+        redirect_default: str = "/",
+        login_after_register: bool = False,
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError("prefix must start with '/' and not end with one, or be empty")
@@ -190,6 +217,12 @@ class AuthCore:
             raise ValueError("cookie_name must be a non-empty printable ASCII name")
         if isinstance(trusted_origins, str):
             raise TypeError("trusted_origins must be a sequence of origins, not one str")
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
+        if local_path(redirect_default) is None:
+            raise ValueError("redirect_default must be a local path such as '/'")
+        if login_page_url is not None and not _page_url(login_page_url):
+            raise ValueError("login_page_url must be a local path or an http(s) URL")
         # Everything that can refuse its arguments runs before the engine exists.
         self.jwt = JWTManager(
             secret_key, ttl=access_ttl, clock=clock, previous_secrets=previous_secret_keys
@@ -205,6 +238,10 @@ class AuthCore:
         self.prefix = prefix
         self.cookie_name = cookie_name
         self.cookie_secure = cookie_secure
+        self.transport: Transport = transport
+        self.login_page_url = login_page_url
+        self.redirect_default = redirect_default
+        self.login_after_register = login_after_register
         self.bearer_scheme = OAuth2PasswordBearer(
             tokenUrl=f"{prefix}/login", auto_error=False, scheme_name="authcore"
         )
@@ -215,7 +252,8 @@ class AuthCore:
         url = self.engine.url.render_as_string(hide_password=True)
         return (
             f"AuthCore(engine={url!r}, prefix={self.prefix!r}, "
-            f"cookie_name={self.cookie_name!r}, cookie_secure={self.cookie_secure!r})"
+            f"cookie_name={self.cookie_name!r}, cookie_secure={self.cookie_secure!r}, "
+            f"transport={self.transport!r})"
         )
 
     # -- lifecycle -------------------------------------------------------------
@@ -244,6 +282,26 @@ class AuthCore:
             self._router = build_router(self)
         return self._router
 
+    @property
+    def page_user(self) -> Callable[..., Awaitable[User]]:
+        """Dependency for HTML pages: the request's active :class:`~authcore.User`.
+
+        Where :attr:`current_user` answers 401, an anonymous request (or one
+        with a stale cookie) gets ``303 See Other`` to *login_page_url* with
+        ``?next=<path and query>``, so the login form can bring the browser
+        back. 403 and 503 are as for :attr:`current_user`.
+
+        Raises:
+            ValueError: When ``AuthCore(login_page_url=...)`` is not set
+                (at ``Depends(auth.page_user)``, when the app is defined).
+        """
+        if self.login_page_url is None:
+            raise ValueError(
+                "auth.page_user needs AuthCore(login_page_url=...): "
+                "the page that anonymous visitors are sent to"
+            )
+        return self._page_user
+
     # -- account changes that must end sessions ---------------------------------
 
     async def set_password(self, user_id: str, new_password: str) -> int:
@@ -262,7 +320,12 @@ class AuthCore:
     # -- cookies ---------------------------------------------------------------
 
     def set_session_cookie(self, response: Response, token: str, session: AuthSession) -> None:
-        """Put *token* in the session cookie, living as long as *session*."""
+        """Put *token* in the session cookie, living as long as *session*.
+
+        Does nothing with ``transport="bearer"``.
+        """
+        if self.transport == "bearer":
+            return
         response.set_cookie(
             self.cookie_name,
             token,
@@ -274,7 +337,9 @@ class AuthCore:
         )
 
     def delete_session_cookie(self, response: Response) -> None:
-        """Tell the browser to drop the session cookie."""
+        """Tell the browser to drop the session cookie (not with ``transport="bearer"``)."""
+        if self.transport == "bearer":
+            return
         response.delete_cookie(
             self.cookie_name, path="/", secure=self.cookie_secure, httponly=True, samesite="lax"
         )
@@ -311,14 +376,22 @@ class AuthCore:
             raise InvalidTokenError("the access token's session is not active")
         return session
 
+    def session_cookie(self, request: Request) -> str | None:
+        """The session token in *request*'s cookie (never read with ``transport="bearer"``)."""
+        if self.transport == "bearer":
+            return None
+        return request.cookies.get(self.cookie_name) or None
+
     async def _resolve(self, request: Request, bearer: str | None) -> Principal | None:
+        if self.transport == "cookie":
+            bearer = None  # bearer headers are not accepted
         if bearer is not None:
             session = await self._session_from_jwt(bearer)
             via: Literal["bearer", "cookie"] = "bearer"
             token = None
         else:
-            token = request.cookies.get(self.cookie_name)
-            if not token:
+            token = self.session_cookie(request)
+            if token is None:
                 return None
             session = await self.sessions.validate(token)
             via = "cookie"
@@ -374,6 +447,7 @@ class AuthCore:
         self.current_session = current_session
         self.optional_session = optional_session
         self.current_user = current_user
+        self._page_user = make_page_user(self, credentials)
 
 
 def raise_storage_unavailable(exc: StorageError) -> NoReturn:
@@ -385,3 +459,26 @@ def raise_storage_unavailable(exc: StorageError) -> NoReturn:
 def seconds_until(moment: datetime, now: datetime) -> int:
     """Whole seconds from *now* to *moment*, never negative."""
     return max(int((moment - now).total_seconds()), 0)
+
+
+def make_page_user(
+    auth: AuthCore, credentials: Callable[..., Awaitable[_Outcome]]
+) -> Callable[..., Awaitable[User]]:
+    """The :attr:`AuthCore.page_user` dependency: ``current_user`` that sends browsers to log in."""
+    from authcore.fastapi._forms import with_query
+
+    async def page_user(
+        request: Request, outcome: Annotated[_Outcome, Depends(credentials)]
+    ) -> User:
+        if outcome.principal is not None:
+            return outcome.principal.user
+        if outcome.error is not None and outcome.error.status_code != status.HTTP_401_UNAUTHORIZED:
+            raise outcome.error  # 403 (CSRF) or 503: logging in again would not help
+        assert auth.login_page_url is not None  # checked when the dependency was taken
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = with_query(auth.login_page_url, next=local_path(here))
+        raise HTTPException(
+            status.HTTP_303_SEE_OTHER, detail="Login required", headers={"Location": target}
+        )
+
+    return page_user

@@ -2,10 +2,9 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
 
 from authcore.errors import (
     InvalidTokenError,
@@ -13,11 +12,23 @@ from authcore.errors import (
     StorageError,
     UserExistsError,
 )
+from authcore.fastapi._browser import (
+    BrowserForm,
+    ErrorBody,
+    LoginBody,
+    RegisteredSession,
+    Unprocessable,
+    browser_body,
+    browser_next,
+    failed_login,
+    finish,
+)
 from authcore.fastapi._core import (
     Principal,
     raise_storage_unavailable,
     unauthorized,
 )
+from authcore.fastapi._forms import body_openapi
 from authcore.fastapi._schemas import (
     PasswordChange,
     PasswordChanged,
@@ -38,10 +49,16 @@ __all__ = ["build_router"]
 
 BAD_LOGIN = "Incorrect username or password"
 BAD_CURRENT_PASSWORD = "The current password is incorrect"
-UNAUTHORIZED_RESPONSES: dict[int | str, dict[str, str]] = {
-    401: {"description": "Missing, invalid, expired or revoked credentials"},
-    403: {"description": "Cross-site request refused (CSRF check)"},
-    503: {"description": "The session database is unavailable"},
+SEE_OTHER = "Browser form posts (with `next`): on to the `next` page (local paths only)"
+UNAUTHORIZED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, invalid, expired or revoked credentials", "model": ErrorBody},
+    403: {"description": "Cross-site request refused (CSRF check)", "model": ErrorBody},
+    422: {"description": "Invalid body, or a password the policy refuses", "model": Unprocessable},
+    503: {"description": "The session database is unavailable", "model": ErrorBody},
+}
+FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **UNAUTHORIZED_RESPONSES,
+    303: {"description": SEE_OTHER},
 }
 
 
@@ -68,12 +85,15 @@ def client_of(request: Request) -> tuple[str | None, str | None]:
 def build_router(auth: "AuthCore") -> APIRouter:
     """The router behind :attr:`AuthCore.router`."""
     router = APIRouter(prefix=auth.prefix, tags=["auth"])
+    cookie_only = auth.transport == "cookie"  # no token ever goes into a body
     CurrentPrincipal = Annotated[Principal, Depends(auth.principal)]
 
     async def token_pair(response: Response, token: str) -> TokenPair:
         """The JWT + refresh token answer for a fresh session *token*; sets the cookie."""
         session = await auth.sessions.validate(token)
         auth.set_session_cookie(response, token, session)
+        if cookie_only:
+            return TokenPair(access_token="", expires_in=0, refresh_token="")  # never sent
         access = auth.jwt.issue(session.user_id, session_id=session.id)
         return TokenPair(
             access_token=access,
@@ -85,9 +105,29 @@ def build_router(auth: "AuthCore") -> APIRouter:
         user = await auth.users.get_user(user_id)
         return user if user is not None and user.is_active else None
 
-    @router.post("/register", status_code=status.HTTP_201_CREATED, responses={409: {}})
-    async def register(body: Registration) -> UserInfo:
-        """Create an account. 409 when the username is taken (case-insensitive)."""
+    registered_model = (
+        RegisteredSession if auth.login_after_register and not cookie_only else UserInfo
+    )
+
+    @router.post(
+        "/register",
+        status_code=status.HTTP_201_CREATED,
+        response_model=registered_model,
+        responses={
+            **FORM_RESPONSES,
+            409: {"description": "The username is taken", "model": ErrorBody},
+        },
+        openapi_extra=body_openapi(Registration),
+    )
+    async def register(request: Request, response: Response) -> Any:
+        """Create an account. 409 when the username is taken (case-insensitive).
+
+        JSON or a form; with ``login_after_register`` the new user is also
+        logged in (the cookie, and the tokens unless the transport is
+        ``"cookie"``). A browser form with ``next`` is sent on with a 303.
+        """
+        form = await browser_body(auth, request, Registration)
+        body = form.value
         async with storage_as_503():
             try:
                 user = await auth.users.create_user(body.username, body.password)
@@ -97,39 +137,57 @@ def build_router(auth: "AuthCore") -> APIRouter:
                 ) from None
             except (PasswordPolicyError, ValueError, TypeError) as exc:
                 raise unprocessable(exc) from None
-        return UserInfo(id=user.id, username=user.username)
+            info = UserInfo(id=user.id, username=user.username)
+            if auth.login_after_register:
+                await revoke_presented(request)
+                ip, user_agent = client_of(request)
+                token = await auth.sessions.create_session(user.id, ip=ip, user_agent=user_agent)
+                pair = await token_pair(response, token)
+                if not cookie_only:
+                    info = RegisteredSession(**info.model_dump(), **pair.model_dump())
+        return finish(auth, form.next, response, info)
 
-    @router.post("/login", responses=UNAUTHORIZED_RESPONSES)
-    async def login(
-        request: Request,
-        response: Response,
-        form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    ) -> TokenPair:
-        """Log in with a username and password (an OAuth2 password form).
+    @router.post(
+        "/login",
+        response_model=UserInfo if cookie_only else TokenPair,
+        responses=FORM_RESPONSES,
+        openapi_extra=body_openapi(LoginBody),
+    )
+    async def login(request: Request, response: Response) -> Any:
+        """Log in with a username and password: an OAuth2 password form, or JSON.
 
         Returns a JWT access token and the refresh (session) token, and sets the
-        session cookie. A session presented with the request (cookie or
-        bearer) is revoked first: a login always starts a new session.
+        session cookie (with ``transport="cookie"``: the cookie and the user,
+        no token). A session presented with the request (cookie or bearer) is
+        revoked first: a login always starts a new session. A browser form
+        with ``next`` is sent there with a 303; when it fails, back to
+        ``login_page_url?error=invalid&next=...`` (if set).
         """
         auth.check_origin(request)  # login CSRF: a cross-site form must not log you in
+        form = await browser_body(auth, request, LoginBody)
         async with storage_as_503():
             try:
-                user = await auth.users.authenticate(form.username, form.password)
+                user = await auth.users.authenticate(form.value.username, form.value.password)
             except PasswordPolicyError:
                 user = None  # e.g. an over-long password: the same answer as a wrong one
             if user is None:
+                back = failed_login(auth, form.next)
+                if back is not None:
+                    return back
                 raise unauthorized(BAD_LOGIN)
             await revoke_presented(request)
             ip, user_agent = client_of(request)
             token = await auth.sessions.create_session(user.id, ip=ip, user_agent=user_agent)
-            return await token_pair(response, token)
+            pair = await token_pair(response, token)
+        answer = UserInfo(id=user.id, username=user.username) if cookie_only else pair
+        return finish(auth, form.next, response, answer)
 
     async def revoke_presented(request: Request) -> None:
         """Revoke the session a login request came with (session fixation)."""
-        cookie = request.cookies.get(auth.cookie_name)
+        cookie = auth.session_cookie(request)
         if cookie:
             await auth.sessions.revoke(cookie)
-        bearer = await auth.bearer_scheme(request)
+        bearer = None if cookie_only else await auth.bearer_scheme(request)
         if bearer:
             try:
                 claims = auth.jwt.verify(bearer)
@@ -138,16 +196,10 @@ def build_router(auth: "AuthCore") -> APIRouter:
             if isinstance(claims.get("sid"), str):
                 await auth.sessions.revoke_session(claims["sub"], claims["sid"])
 
-    @router.post("/refresh", responses=UNAUTHORIZED_RESPONSES)
-    async def refresh(body: Refresh, response: Response) -> TokenPair:
-        """Rotate a refresh token: a new pair, the old refresh token revoked.
-
-        Presenting a refresh token that was already rotated is treated as theft:
-        401, and every session of that rotation family is revoked.
-        """
+    async def rotated(old: str, response: Response) -> TokenPair:
         async with storage_as_503():
             try:
-                token = await auth.sessions.rotate(body.refresh_token)
+                token = await auth.sessions.rotate(old)
             except InvalidTokenError:
                 raise unauthorized() from None
             session = await auth.sessions.validate(token)
@@ -156,23 +208,68 @@ def build_router(auth: "AuthCore") -> APIRouter:
                 raise unauthorized()
             return await token_pair(response, token)
 
+    if cookie_only:
+
+        @router.post(
+            "/refresh", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED_RESPONSES
+        )
+        async def refresh_cookie(request: Request, response: Response) -> None:
+            """Rotate the session cookie: a new one is set, the old one revoked.
+
+            Presenting a cookie that was already rotated is treated as theft:
+            401, and every session of that rotation family is revoked.
+            """
+            token = auth.session_cookie(request)
+            if token is None:
+                raise unauthorized()
+            auth.check_origin(request)  # a cookie-authenticated unsafe request
+            await rotated(token, response)
+
+    else:
+
+        @router.post("/refresh", responses=UNAUTHORIZED_RESPONSES)
+        async def refresh(body: Refresh, response: Response) -> TokenPair:
+            """Rotate a refresh token: a new pair, the old refresh token revoked.
+
+            Presenting a refresh token that was already rotated is treated as
+            theft: 401, and every session of that rotation family is revoked.
+            """
+            return await rotated(body.refresh_token, response)
+
+    no_body = body_openapi(BrowserForm, required=False)
+
     @router.post(
-        "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED_RESPONSES
+        "/logout",
+        status_code=status.HTTP_204_NO_CONTENT,
+        response_model=None,
+        responses=FORM_RESPONSES,
+        openapi_extra=no_body,
     )
-    async def logout(principal: CurrentPrincipal, response: Response) -> None:
-        """Revoke the current session and clear the session cookie."""
+    async def logout(principal: CurrentPrincipal, request: Request, response: Response) -> Any:
+        """Revoke the current session and clear the session cookie.
+
+        A browser form with ``next`` is sent there with a 303.
+        """
+        next_page = await browser_next(auth, request)
         async with storage_as_503():
             await auth.sessions.revoke_session(principal.user.id, principal.session.id)
         auth.delete_session_cookie(response)
+        return finish(auth, next_page, response, None)
 
-    @router.post("/logout-all", responses=UNAUTHORIZED_RESPONSES)
-    async def logout_all(principal: CurrentPrincipal) -> Revoked:
-        """Revoke every other session of the user; the current one stays."""
+    @router.post(
+        "/logout-all", response_model=Revoked, responses=FORM_RESPONSES, openapi_extra=no_body
+    )
+    async def logout_all(principal: CurrentPrincipal, request: Request) -> Any:
+        """Revoke every other session of the user; the current one stays.
+
+        A browser form with ``next`` is sent there with a 303.
+        """
+        next_page = await browser_next(auth, request)
         async with storage_as_503():
             revoked = await auth.sessions.revoke_all(
                 principal.user.id, except_session_id=principal.session.id
             )
-        return Revoked(revoked=revoked)
+        return finish(auth, next_page, Response(), Revoked(revoked=revoked))
 
     @router.get("/sessions", responses=UNAUTHORIZED_RESPONSES)
     async def list_sessions(principal: CurrentPrincipal) -> list[SessionInfo]:
@@ -181,15 +278,40 @@ def build_router(auth: "AuthCore") -> APIRouter:
             sessions = await auth.sessions.list_sessions(principal.user.id)
         return [session_info(s, current=s.id == principal.session.id) for s in sessions]
 
+    not_yours: dict[int | str, dict[str, Any]] = {
+        404: {"description": "Not one of your sessions", "model": ErrorBody}
+    }
+
     @router.delete(
         "/sessions/{session_id}",
         status_code=status.HTTP_204_NO_CONTENT,
-        responses={**UNAUTHORIZED_RESPONSES, 404: {"description": "Not one of your sessions"}},
+        responses={**UNAUTHORIZED_RESPONSES, **not_yours},
     )
     async def revoke_session(
         session_id: str, principal: CurrentPrincipal, response: Response
     ) -> None:
         """Revoke one of the caller's sessions by its id. 404 when it is not theirs."""
+        await revoke_one(session_id, principal, response)
+
+    @router.post(
+        "/sessions/{session_id}/revoke",
+        status_code=status.HTTP_204_NO_CONTENT,
+        response_model=None,
+        responses={**FORM_RESPONSES, **not_yours},
+        openapi_extra=no_body,
+    )
+    async def revoke_session_form(
+        session_id: str, principal: CurrentPrincipal, request: Request, response: Response
+    ) -> Any:
+        """``DELETE /sessions/{id}`` for HTML forms, which cannot send a DELETE.
+
+        A browser form with ``next`` is sent there with a 303.
+        """
+        next_page = await browser_next(auth, request)
+        await revoke_one(session_id, principal, response)
+        return finish(auth, next_page, response, None)
+
+    async def revoke_one(session_id: str, principal: Principal, response: Response) -> None:
         async with storage_as_503():
             revoked = await auth.sessions.revoke_session(principal.user.id, session_id)
         if not revoked:
@@ -199,16 +321,24 @@ def build_router(auth: "AuthCore") -> APIRouter:
 
     @router.post(
         "/password",
-        responses={**UNAUTHORIZED_RESPONSES, 400: {"description": "Wrong current password"}},
+        response_model=PasswordChanged,
+        responses={
+            **FORM_RESPONSES,
+            400: {"description": "Wrong current password", "model": ErrorBody},
+        },
+        openapi_extra=body_openapi(PasswordChange),
     )
     async def change_password(
-        body: PasswordChange, principal: CurrentPrincipal, response: Response
-    ) -> PasswordChanged:
+        principal: CurrentPrincipal, request: Request, response: Response
+    ) -> Any:
         """Change the password and sign out every other session.
 
         A cookie session is rotated (the new token comes in ``Set-Cookie``); a
-        bearer session is kept, so its access token goes on working.
+        bearer session is kept, so its access token goes on working. JSON or
+        a form; a browser form with ``next`` is sent there with a 303.
         """
+        form = await browser_body(auth, request, PasswordChange)
+        body = form.value
         user, session = principal.user, principal.session
         async with storage_as_503():
             try:
@@ -230,7 +360,7 @@ def build_router(auth: "AuthCore") -> APIRouter:
                 except InvalidTokenError:  # revoked by a concurrent request meanwhile
                     raise unauthorized() from None
                 auth.set_session_cookie(response, token, await auth.sessions.validate(token))
-        return PasswordChanged(revoked=revoked, rotated=rotated)
+        return finish(auth, form.next, response, PasswordChanged(revoked=revoked, rotated=rotated))
 
     @router.get("/me", responses=UNAUTHORIZED_RESPONSES)
     async def me(principal: CurrentPrincipal) -> UserInfo:

@@ -1,0 +1,110 @@
+"""What the routes need for browser forms: bodies, the 303 answers, the documented errors."""
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fastapi import Request, Response
+from pydantic import BaseModel, ConfigDict
+
+from authcore.fastapi._forms import (
+    Body,
+    is_form,
+    local_path,
+    read_body,
+    see_other,
+    with_query,
+)
+from authcore.fastapi._schemas import UserInfo
+
+if TYPE_CHECKING:
+    from authcore.fastapi._core import AuthCore
+
+__all__ = [
+    "BrowserForm",
+    "ErrorBody",
+    "LoginBody",
+    "RegisteredSession",
+    "Unprocessable",
+    "browser_body",
+    "browser_next",
+    "failed_login",
+    "finish",
+]
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class LoginBody(BaseModel):
+    """``POST /login``: JSON ``{username, password}`` or an OAuth2 password form.
+
+    The OAuth2 form's other fields (``grant_type``, ``scope``, ``client_id``,
+    ``client_secret``) are accepted and ignored, so OAuth2 clients and the
+    "Authorize" button of the interactive docs keep working.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    username: str
+    password: str
+
+
+class BrowserForm(BaseModel):
+    """The (empty) body of a route that needs none; a browser form may add ``next``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RegisteredSession(UserInfo):
+    """``/register`` with ``login_after_register``: the new user and their first tokens."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    refresh_token: str
+
+
+class ErrorBody(BaseModel):
+    """The body of an error answer: what went wrong, in words."""
+
+    detail: str
+
+
+class Unprocessable(BaseModel):
+    """A 422: FastAPI's list of validation errors, or the password policy's message."""
+
+    detail: list[dict[str, Any]] | str
+
+
+async def browser_body(auth: "AuthCore", request: Request, model: type[M]) -> Body[M]:
+    """Read the body as JSON or a form; every form post passes the CSRF check first."""
+    if is_form(request):
+        auth.check_origin(request)  # a cross-site form changes nothing, logged in or not
+    return await read_body(request, model)
+
+
+async def browser_next(auth: "AuthCore", request: Request) -> str | None:
+    """For a route without a body: the ``next`` of a browser form post, else ``None``."""
+    if not is_form(request):
+        return None
+    return (await browser_body(auth, request, BrowserForm)).next
+
+
+def finish(auth: "AuthCore", next_page: str | None, response: Response, payload: T) -> T | Response:
+    """*payload* for a JSON client; for a browser, a 303 to its ``next`` page.
+
+    The cookies the route set on *response* travel with the redirect.
+    """
+    if next_page is None:
+        return payload
+    redirect = see_other(local_path(next_page) or auth.redirect_default)
+    for name, value in response.raw_headers:
+        if name == b"set-cookie":
+            redirect.raw_headers.append((name, value))
+    return redirect
+
+
+def failed_login(auth: "AuthCore", next_page: str | None) -> Response | None:
+    """The 303 back to the login page for a failed browser login, or ``None`` (a 401)."""
+    if next_page is None or auth.login_page_url is None:
+        return None
+    return see_other(with_query(auth.login_page_url, error="invalid", next=local_path(next_page)))
