@@ -373,7 +373,7 @@ def test_cross_site_forms_are_refused_and_change_nothing(
             url = attacker.auto_submit(f"/{name}", base + action, fields)
             with page.expect_response(lambda r, a=action: r.url == base + a) as answer:
                 page.goto(url, wait_until="commit")
-            page.wait_for_url(base + action)  # the form was posted and its answer shown
+            page.wait_for_url(lambda u: u.startswith(base))  # the post's answer (or redirect)
             assert answer.value.status == 403, name
             assert answer.value.request.headers.get("origin") == attacker.base
 
