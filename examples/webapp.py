@@ -154,7 +154,8 @@ async def walk_through(database_url: str) -> None:
         await visit("GET", "/")  # anonymous: sent to the login page
         await visit("POST", "/auth/register", {**account, "next": "/"})
         page = await visit("GET", "/")
-        assert "Hello, alice" in page and "token_" not in page
+        assert "Hello, alice" in page
+        assert "token_" not in page  # the session lives in the HttpOnly cookie only
         await visit("POST", "/auth/login", {**account, "password": "wrong", "next": "/devices"})
         print("a `next` pointing elsewhere is ignored (no open redirect):")
         await visit("POST", "/auth/login", {**account, "next": "https://evil.example/"})

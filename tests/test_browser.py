@@ -51,6 +51,7 @@ PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new passphrase for alice"
 MALLORY = {"username": "mallory", "password": "mallory's own passphrase"}
 COOKIE = "authcore_session"
+UVICORN = [sys.executable, "-m", "uvicorn", "webapp:app", "--host", "127.0.0.1"]
 TIMEOUT_MS = 30_000  # generous: a "does not hang" bound, not a timing assertion
 
 pytestmark = pytest.mark.slow
@@ -122,8 +123,7 @@ class WebApp:
         self.log = tmp_path / "uvicorn.log"
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "webapp:app", "--app-dir", str(EXAMPLES)]
-                + ["--host", "127.0.0.1", "--port", str(self.port)],
+                [*UVICORN, "--app-dir", str(EXAMPLES), "--port", str(self.port)],
                 cwd=tmp_path,
                 env=env,
                 stdout=log,
@@ -202,8 +202,7 @@ class Attacker:
     def auto_submit(self, path: str, action: str, fields: dict[str, str]) -> str:
         """Serve at *path* a page that posts a form to *action* as soon as it loads."""
         inputs = "".join(
-            f'<input type="hidden" name="{name}" value="{value}">'
-            for name, value in fields.items()
+            f'<input type="hidden" name="{name}" value="{value}">' for name, value in fields.items()
         )
         self.pages[path] = (
             '<body onload="document.forms[0].submit()">'
@@ -437,4 +436,3 @@ def test_insecure_cookie_as_configured(browser: Browser, tmp_path: Path) -> None
         context.close()
     finally:
         app.stop()
-
