@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -60,7 +60,8 @@ def create_app(
         cookie_secure=cookie_secure and os.environ.get("WEBAPP_COOKIE_SECURE") != "false",
     )
     app = FastAPI(title="authcore web app", lifespan=auth.lifespan)
-    app.include_router(auth.router)
+    app.include_router(auth.router)  # the API: in the OpenAPI schema at /docs
+    pages = APIRouter(include_in_schema=False)  # the HTML pages: not an API
     # page_user: the logged-in user, or a 303 to /login?next=<this page>.
     PageUser = Annotated[User, Depends(auth.page_user)]
 
@@ -68,19 +69,19 @@ def create_app(
         context.setdefault("user", None)
         return templates.TemplateResponse(request, page, {"prefix": auth.prefix, **context})
 
-    @app.get("/login", response_class=HTMLResponse)
+    @pages.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str = "/", error: str = "") -> HTMLResponse:
         return render(request, "login.html", next=next, error=bool(error))
 
-    @app.get("/register", response_class=HTMLResponse)
+    @pages.get("/register", response_class=HTMLResponse)
     async def register_page(request: Request, next: str = "/") -> HTMLResponse:
         return render(request, "register.html", next=next)
 
-    @app.get("/", response_class=HTMLResponse)
+    @pages.get("/", response_class=HTMLResponse)
     async def account_page(request: Request, user: PageUser) -> HTMLResponse:
         return render(request, "account.html", user=user, changed="changed" in request.query_params)
 
-    @app.get("/devices", response_class=HTMLResponse)
+    @pages.get("/devices", response_class=HTMLResponse)
     async def devices_page(
         request: Request,
         user: PageUser,  # first: an anonymous visitor is sent to /login before anything else
@@ -88,6 +89,8 @@ def create_app(
     ) -> HTMLResponse:
         devices = await auth.sessions.list_sessions(user.id)
         return render(request, "devices.html", user=user, devices=devices, current_id=session.id)
+
+    app.include_router(pages)
 
     @app.exception_handler(HTTPException)
     async def html_errors(request: Request, exc: HTTPException) -> Response:

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -31,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .served_app import ServedApp
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CHROMIUM = Path(os.environ.get("AUTHCORE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
@@ -51,16 +49,9 @@ PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new passphrase for alice"
 MALLORY = {"username": "mallory", "password": "mallory's own passphrase"}
 COOKIE = "authcore_session"
-UVICORN = [sys.executable, "-m", "uvicorn", "webapp:app", "--host", "127.0.0.1"]
 TIMEOUT_MS = 30_000  # generous: a "does not hang" bound, not a timing assertion
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Steps:
@@ -107,38 +98,14 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-class WebApp:
-    """``uvicorn webapp:app`` in a child process, configured by the environment."""
+class WebApp(ServedApp):
+    """examples/webapp.py under uvicorn; ``Secure`` cookies unless *secure* is false."""
 
-    def __init__(self, tmp_path: Path, *, secure: bool) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHCORE_", "WEBAPP_"))}
-        env.update(
-            AUTHCORE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'webapp.db'}",
-            AUTHCORE_SECRET_KEY=SECRET,
-        )
+    def __init__(self, folder: Path, *, secure: bool) -> None:
+        env = {"AUTHCORE_SECRET_KEY": SECRET}
         if not secure:
             env["WEBAPP_COOKIE_SECURE"] = "false"
-        self.log = tmp_path / "uvicorn.log"
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                [*UVICORN, "--app-dir", str(EXAMPLES), "--port", str(self.port)],
-                cwd=tmp_path,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"uvicorn exited early:\n{self.log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)  # polling for readiness, bounded by the deadline
-        pytest.fail("uvicorn did not start listening")
+        super().__init__("webapp", folder, env)
 
     def post_json(self, path: str, body: dict[str, str]) -> int:
         """An API call with no browser headers (as a script would make it)."""
@@ -154,11 +121,6 @@ class WebApp:
         except urllib.error.HTTPError as error:
             with error:
                 return error.code
-
-    def stop(self) -> str:
-        self.process.terminate()
-        self.process.communicate(timeout=20)
-        return self.log.read_text()
 
 
 @pytest.fixture

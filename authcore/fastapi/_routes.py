@@ -227,7 +227,13 @@ def build_router(auth: "AuthCore") -> APIRouter:
 
     else:
 
-        @router.post("/refresh", responses=UNAUTHORIZED_RESPONSES)
+        @router.post(
+            "/refresh",
+            responses={
+                **UNAUTHORIZED_RESPONSES,
+                400: {"description": "The body could not be decoded", "model": ErrorBody},
+            },
+        )
         async def refresh(body: Refresh, response: Response) -> TokenPair:
             """Rotate a refresh token: a new pair, the old refresh token revoked.
 
