@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from authcore.db import create_engine, create_schema, dispose_engine, managed_engine, metadata
     from authcore.jwt import JWTManager
     from authcore.passwords import PasswordHasher
-    from authcore.sessions import AuthSession, BaseSessionStore, SessionStore
+    from authcore.sessions import AuthSession, BaseSessionStore, IssuedSession, SessionStore
     from authcore.tokens import TokenParts, generate_token, hash_token, parse_token
     from authcore.users import User, UserStore
 
@@ -54,6 +54,7 @@ _LAZY = {
     "PasswordHasher": "authcore.passwords",
     "AuthSession": "authcore.sessions",
     "BaseSessionStore": "authcore.sessions",
+    "IssuedSession": "authcore.sessions",
     "SessionStore": "authcore.sessions",
     "TokenParts": "authcore.tokens",
     "generate_token": "authcore.tokens",
@@ -83,6 +84,7 @@ __all__ = [
     "BaseSessionStore",
     "DependencyVersionError",
     "InvalidTokenError",
+    "IssuedSession",
     "JWTManager",
     "MalformedTokenError",
     "PasswordHasher",

@@ -159,17 +159,69 @@ def test_login_returns_a_jwt_for_the_session_and_the_refresh_token(
     assert claims["sid"] == session.id
 
 
-def test_login_records_ip_and_user_agent(client: TestClient, auth: AuthCore) -> None:
-    user_id = register(client)
-    client.post(
-        "/auth/login",
-        data={"username": "alice", "password": PASSWORD},
-        headers={"User-Agent": "Firefox/140 " + "x" * 600},
-    )
-    [session] = call(client, auth.sessions.list_sessions, user_id)
-    assert session.ip == "testclient"
+def test_login_records_ip_and_user_agent(auth: AuthCore) -> None:
+    with TestClient(make_app(auth), client=("2001:db8::7", 50000)) as client:
+        user_id = register(client)
+        client.post(
+            "/auth/login",
+            data={"username": "alice", "password": PASSWORD},
+            headers={"User-Agent": "Firefox/140 " + "x" * 600},
+        )
+        [session] = call(client, auth.sessions.list_sessions, user_id)
+    assert session.ip == "2001:db8::7"
     assert session.user_agent.startswith("Firefox/140")
     assert len(session.user_agent) == 512  # cut, not refused
+
+
+@pytest.mark.parametrize(
+    "host", ["testclient", "<script>", "1" * 65, "x" * 5000, "::1%" + "z" * 80]
+)
+def test_a_client_address_that_is_no_ip_is_not_stored(auth: AuthCore, host: str) -> None:
+    # What the server gives as the peer (uvicorn takes it from X-Forwarded-For
+    # behind a trusted proxy) is never a reason for a 5xx, nor shown as an IP.
+    with TestClient(make_app(auth), client=(host, 1)) as client:
+        user_id = register(client)
+        response = client.post("/auth/login", data={"username": "alice", "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        [session] = call(client, auth.sessions.list_sessions, user_id)
+    assert session.ip is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://[::1"},
+        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "\x00" * 3},
+        {"Authorization": "Bearer " + "a" * 9000},
+        {"Authorization": "Bearer a.b.c"},
+        {"Authorization": "Basic Zm9vOmJhcg=="},
+        {"Cookie": "authcore_session=" + "token_" + "9" * 600},
+        {"Cookie": "authcore_session=token_~_1_" + "0" * 64},
+        {"Cookie": 'authcore_session="\\";'},
+        {"User-Agent": b"\xe9" * 5000},
+        {"User-Agent": "\u00e9".encode() * 300, "Origin": b"http://\xc3\xa9"},
+    ],
+)
+def test_nothing_a_client_sends_in_headers_is_a_5xx(
+    client: TestClient, headers: dict[str, str | bytes]
+) -> None:
+    register(client)
+    pair = login(client)
+    client.cookies.clear()
+    calls = [
+        ("POST", "/auth/login", {"data": {"username": "alice", "password": PASSWORD}}),
+        ("POST", "/auth/refresh", {"json": {"refresh_token": pair["refresh_token"]}}),
+        ("POST", "/auth/logout", {}),
+        ("POST", "/auth/logout-all", {}),
+        ("GET", "/auth/sessions", {}),
+        ("DELETE", "/auth/sessions/" + "x" * 5000, {}),
+        ("GET", "/maybe", {}),
+        ("POST", "/private", {}),
+    ]
+    for method, path, kwargs in calls:
+        response = client.request(method, path, headers=headers, **kwargs)
+        assert response.status_code < 500, (method, path, response.text)
 
 
 def test_login_sets_a_safe_session_cookie(client: TestClient) -> None:
@@ -655,6 +707,29 @@ def test_repr_shows_no_secret() -> None:
     assert SECRET not in repr(auth)
     assert "pw-123" not in repr(auth)
     assert "prefix='/auth'" in repr(auth)
+
+
+def test_the_session_list_is_capped_newest_first(
+    client: TestClient, auth: AuthCore, clock: FakeClock
+) -> None:
+    user_id = register(client)
+    for _ in range(120):
+        call(client, auth.sessions.create_session, user_id)
+    clock.advance(seconds=1)
+    pair = login(client)
+    client.cookies.clear()
+    listed = client.get("/auth/sessions", headers=bearer(pair)).json()
+    assert len(listed) == 50
+    assert listed[0]["current"]  # the newest: this login
+    assert len(client.get("/auth/sessions?limit=100", headers=bearer(pair)).json()) == 100
+    assert len(client.get("/auth/sessions?limit=3", headers=bearer(pair)).json()) == 3
+    for bad in ("0", "101", "-1", "x"):
+        response = client.get(f"/auth/sessions?limit={bad}", headers=bearer(pair))
+        assert response.status_code == 422, bad
+    schema = client.get("/openapi.json").json()
+    [limit] = schema["paths"]["/auth/sessions"]["get"]["parameters"]
+    assert limit["name"] == "limit"
+    assert (limit["schema"]["maximum"], limit["schema"]["default"]) == (100, 50)
 
 
 def test_openapi_documents_the_routes_and_the_bearer_scheme(client: TestClient) -> None:

@@ -74,7 +74,7 @@ def test_the_local_path_check() -> None:
 def make_app(auth: AuthCore) -> FastAPI:
     app = FastAPI(lifespan=auth.lifespan)
     app.include_router(auth.router)
-    if auth.login_page_url is None:
+    if auth.browser.login_page_url is None:
         return app
 
     @app.get("/page")
@@ -361,7 +361,7 @@ def test_page_user_needs_a_login_page() -> None:
     for bad in ("login", "ftp://x/login", "//evil/login"):
         with pytest.raises(ValueError, match="login_page_url"):
             make_auth(login_page_url=bad)
-    assert make_auth(login_page_url="https://accounts.example.com/login").login_page_url
+    assert make_auth(login_page_url="https://accounts.example.com/login").page_user
 
 
 # -- transports --------------------------------------------------------------------

@@ -19,6 +19,7 @@ def test_all_is_pinned() -> None:
         "BaseSessionStore",
         "DependencyVersionError",
         "InvalidTokenError",
+        "IssuedSession",
         "JWTManager",
         "MalformedTokenError",
         "PasswordHasher",

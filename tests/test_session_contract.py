@@ -15,6 +15,7 @@ import pytest
 from authcore import (
     AuthSession,
     InvalidTokenError,
+    IssuedSession,
     MalformedTokenError,
     TokenExpiredError,
     TokenReuseError,
@@ -55,6 +56,41 @@ async def test_create_and_validate(store: BaseSessionStore, clock: FakeClock) ->
         assert moment.tzinfo is UTC
     assert token not in repr(session)
     assert session.id not in token
+
+
+async def test_issue_session_returns_the_session_as_stored(
+    store: BaseSessionStore, clock: FakeClock
+) -> None:
+    issued = await store.issue_session(
+        "alice", data={"role": "admin"}, ip="203.0.113.9", user_agent="Firefox"
+    )
+    assert isinstance(issued, IssuedSession)
+    assert parse_token(issued.token).user_id == "alice"
+    assert issued.session == await store.validate(issued.token)
+    assert issued.session.created_at == issued.session.last_seen_at == clock()
+    assert issued.token not in repr(issued)
+    assert "session=" in repr(issued)
+    with pytest.raises(AttributeError):
+        issued.token = "x"  # type: ignore[misc]
+    assert [s.id for s in await store.list_sessions("alice")] == [issued.session.id]
+
+
+async def test_rotate_session_returns_the_successor_as_stored(
+    store: BaseSessionStore, clock: FakeClock
+) -> None:
+    old = await store.issue_session("u", data={"k": "v"}, ip="10.0.0.1", user_agent="ua")
+    clock.advance(minutes=5)
+    new = await store.rotate_session(old.token)
+    assert new.token != old.token
+    assert new.session.id != old.session.id
+    assert new.session.created_at == clock()
+    assert new.session == await store.validate(new.token)
+    fields = (new.session.data, new.session.ip, new.session.user_agent)
+    assert fields == ({"k": "v"}, "10.0.0.1", "ua")
+    with pytest.raises(TokenReuseError):
+        await store.rotate_session(old.token)
+    with pytest.raises(MalformedTokenError):
+        await store.rotate_session("garbage")
 
 
 async def test_user_ids_are_stored_as_strings(store: BaseSessionStore) -> None:

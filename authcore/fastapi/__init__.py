@@ -19,6 +19,7 @@ The routes (under ``prefix``, ``/auth`` by default): ``POST /register``,
 ``GET /sessions``, ``DELETE /sessions/{id}``, ``POST /password``, ``GET /me``.
 """
 
-from authcore.fastapi._core import AuthCore, Principal
+from authcore.fastapi._core import AuthCore
+from authcore.fastapi._http import Principal
 
 __all__ = ["AuthCore", "Principal"]

@@ -1,10 +1,13 @@
-"""What the routes need for browser forms: bodies, the 303 answers, the documented errors."""
+"""What the routes need for browser forms: the options, bodies, the 303s, the documented errors."""
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict
 
+from authcore.fastapi._csrf import OriginCheck
 from authcore.fastapi._forms import (
     Body,
     is_form,
@@ -15,10 +18,8 @@ from authcore.fastapi._forms import (
 )
 from authcore.fastapi._schemas import UserInfo
 
-if TYPE_CHECKING:
-    from authcore.fastapi._core import AuthCore
-
 __all__ = [
+    "BrowserFlow",
     "BrowserForm",
     "ErrorBody",
     "LoginBody",
@@ -32,6 +33,29 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserFlow:
+    """How the routes answer browser form posts (see ``AuthCore``'s arguments of these names).
+
+    Raises:
+        ValueError: *redirect_default* is not a local path, or
+            *login_page_url* is neither a local path nor an http(s) URL.
+    """
+
+    login_page_url: str | None = None
+    redirect_default: str = "/"
+    login_after_register: bool = False
+
+    def __post_init__(self) -> None:
+        if local_path(self.redirect_default) is None:
+            raise ValueError("redirect_default must be a local path such as '/'")
+        url = self.login_page_url
+        if url is not None and local_path(url) is None:
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or parts.scheme not in {"http", "https"} or not parts.netloc:
+                raise ValueError("login_page_url must be a local path or an http(s) URL")
 
 
 class LoginBody(BaseModel):
@@ -75,36 +99,38 @@ class Unprocessable(BaseModel):
     detail: list[dict[str, Any]] | str
 
 
-async def browser_body(auth: "AuthCore", request: Request, model: type[M]) -> Body[M]:
+async def browser_body(origins: OriginCheck, request: Request, model: type[M]) -> Body[M]:
     """Read the body as JSON or a form; every form post passes the CSRF check first."""
     if is_form(request):
-        auth.check_origin(request)  # a cross-site form changes nothing, logged in or not
+        origins.check(request)  # a cross-site form changes nothing, logged in or not
     return await read_body(request, model)
 
 
-async def browser_next(auth: "AuthCore", request: Request) -> str | None:
+async def browser_next(origins: OriginCheck, request: Request) -> str | None:
     """For a route without a body: the ``next`` of a browser form post, else ``None``."""
     if not is_form(request):
         return None
-    return (await browser_body(auth, request, BrowserForm)).next
+    return (await browser_body(origins, request, BrowserForm)).next
 
 
-def finish(auth: "AuthCore", next_page: str | None, response: Response, payload: T) -> T | Response:
+def finish(
+    flow: BrowserFlow, next_page: str | None, response: Response, payload: T
+) -> T | Response:
     """*payload* for a JSON client; for a browser, a 303 to its ``next`` page.
 
     The cookies the route set on *response* travel with the redirect.
     """
     if next_page is None:
         return payload
-    redirect = see_other(local_path(next_page) or auth.redirect_default)
+    redirect = see_other(local_path(next_page) or flow.redirect_default)
     for name, value in response.raw_headers:
         if name == b"set-cookie":
             redirect.raw_headers.append((name, value))
     return redirect
 
 
-def failed_login(auth: "AuthCore", next_page: str | None) -> Response | None:
+def failed_login(flow: BrowserFlow, next_page: str | None) -> Response | None:
     """The 303 back to the login page for a failed browser login, or ``None`` (a 401)."""
-    if next_page is None or auth.login_page_url is None:
+    if next_page is None or flow.login_page_url is None:
         return None
-    return see_other(with_query(auth.login_page_url, error="invalid", next=local_path(next_page)))
+    return see_other(with_query(flow.login_page_url, error="invalid", next=local_path(next_page)))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlencode, urlsplit
 
-from fastapi import Request, status
+from fastapi import HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ValidationError
@@ -27,6 +27,7 @@ __all__ = [
     "body_openapi",
     "is_form",
     "local_path",
+    "login_required",
     "read_body",
     "see_other",
     "with_query",
@@ -156,6 +157,15 @@ def with_query(url: str, **params: str | None) -> str:
     if not query:
         return url
     return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def login_required(login_page_url: str, request: Request) -> HTTPException:
+    """The ``303 See Other`` to *login_page_url* with ``?next=<path and query>``."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = with_query(login_page_url, next=local_path(here))
+    return HTTPException(
+        status.HTTP_303_SEE_OTHER, detail="Login required", headers={"Location": target}
+    )
 
 
 def see_other(url: str) -> RedirectResponse:

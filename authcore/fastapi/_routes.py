@@ -1,18 +1,15 @@
 """The routes of :attr:`AuthCore.router`: register, login, refresh, logout, sessions, password."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations
+# at run time, and they name local variables.
+import ipaddress
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
-from authcore.errors import (
-    InvalidTokenError,
-    PasswordPolicyError,
-    StorageError,
-    UserExistsError,
-)
+from authcore.errors import InvalidTokenError, PasswordPolicyError, UserExistsError
 from authcore.fastapi._browser import (
+    BrowserFlow,
     BrowserForm,
     ErrorBody,
     LoginBody,
@@ -23,12 +20,17 @@ from authcore.fastapi._browser import (
     failed_login,
     finish,
 )
-from authcore.fastapi._core import (
-    Principal,
-    raise_storage_unavailable,
-    unauthorized,
-)
+from authcore.fastapi._credentials import Credentials
 from authcore.fastapi._forms import body_openapi
+from authcore.fastapi._http import (
+    BAD_CURRENT_PASSWORD,
+    BAD_LOGIN,
+    UNAUTHORIZED_RESPONSES,
+    Principal,
+    http_errors,
+    unauthorized,
+    unprocessable,
+)
 from authcore.fastapi._schemas import (
     PasswordChange,
     PasswordChanged,
@@ -39,80 +41,103 @@ from authcore.fastapi._schemas import (
     TokenPair,
     UserInfo,
 )
-from authcore.sessions import AuthSession
+from authcore.sessions import AuthSession, IssuedSession
 from authcore.users import User
 
-if TYPE_CHECKING:
-    from authcore.fastapi._core import AuthCore
+__all__ = [
+    "DEFAULT_LISTED",
+    "MAX_LISTED",
+    "build_router",
+    "client_of",
+    "ip_or_none",
+    "session_info",
+]
 
-__all__ = ["build_router"]
+#: ``GET /sessions``: how many sessions by default, and at most.
+DEFAULT_LISTED = 50
+MAX_LISTED = 100
+#: The longest text an IP address can be (IPv6 with a zone id, generously).
+MAX_IP_TEXT = 64
 
-BAD_LOGIN = "Incorrect username or password"
-BAD_CURRENT_PASSWORD = "The current password is incorrect"
-SEE_OTHER = "Browser form posts (with `next`): on to the `next` page (local paths only)"
-UNAUTHORIZED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, invalid, expired or revoked credentials", "model": ErrorBody},
-    403: {"description": "Cross-site request refused (CSRF check)", "model": ErrorBody},
-    422: {"description": "Invalid body, or a password the policy refuses", "model": Unprocessable},
-    503: {"description": "The session database is unavailable", "model": ErrorBody},
+#: What the routes can answer besides success, for the OpenAPI schema.
+CREDENTIAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {**UNAUTHORIZED_RESPONSES[status], "model": ErrorBody}
+    for status in UNAUTHORIZED_RESPONSES
 }
+CREDENTIAL_RESPONSES[422] = {
+    "description": "An invalid body, or a password the policy refuses (its message)",
+    "model": Unprocessable,
+}
+#: ... and for the routes that take browser forms.
 FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **UNAUTHORIZED_RESPONSES,
-    303: {"description": SEE_OTHER},
+    **CREDENTIAL_RESPONSES,
+    303: {"description": "A browser form with `next`: on to that page (local paths only)"},
 }
-
-
-@asynccontextmanager
-async def storage_as_503() -> AsyncIterator[None]:
-    """Turn a :class:`~authcore.errors.StorageError` in the block into a 503."""
-    try:
-        yield
-    except StorageError as exc:
-        raise_storage_unavailable(exc)
-
-
-def unprocessable(exc: ValueError | TypeError) -> HTTPException:
-    """A 422 carrying the policy's message (which never contains the password)."""
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc))
 
 
 def client_of(request: Request) -> tuple[str | None, str | None]:
-    """The client's address and user agent, as the session records them."""
-    ip = request.client.host if request.client is not None else None
-    return ip, request.headers.get("user-agent")
+    """The client's address and user agent, as the session records them.
+
+    The address is what the server says the peer is (behind a proxy,
+    uvicorn's ``--proxy-headers`` take it from ``X-Forwarded-For`` when the
+    proxy is trusted); anything that is not an IP address is ``None``, so a
+    forged header can neither fail the request nor be shown as an address.
+    """
+    host = request.client.host if request.client is not None else None
+    return ip_or_none(host), request.headers.get("user-agent")
 
 
-def build_router(auth: "AuthCore") -> APIRouter:
-    """The router behind :attr:`AuthCore.router`."""
-    router = APIRouter(prefix=auth.prefix, tags=["auth"])
-    cookie_only = auth.transport == "cookie"  # no token ever goes into a body
+def ip_or_none(host: str | None) -> str | None:
+    """*host* when it is an IPv4 or IPv6 address, else ``None``."""
+    if host is None or len(host) > MAX_IP_TEXT:
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def build_router(
+    auth: Credentials, *, prefix: str, browser: BrowserFlow | None = None
+) -> APIRouter:
+    """The router behind :attr:`AuthCore.router`, under *prefix*.
+
+    Every route maps a credential problem to the usual 401 whenever it
+    happens, also after a concurrent request revoked what the route had just
+    made, and a :class:`~authcore.errors.StorageError` to a 503: a race never
+    answers 500. A browser form post (a form with ``next``) is answered with
+    a 303 instead of JSON (see :mod:`authcore.fastapi._forms`).
+    """
+    flow = BrowserFlow() if browser is None else browser
+    router = APIRouter(prefix=prefix, tags=["auth"])
     CurrentPrincipal = Annotated[Principal, Depends(auth.principal)]
+    Bearer = Annotated[str | None, Depends(auth.transport.bearer_scheme)]
+    transport = auth.transport
+    cookie_only = transport.mode == "cookie"  # no token ever goes into a body
 
-    async def token_pair(response: Response, token: str) -> TokenPair:
-        """The JWT + refresh token answer for a fresh session *token*; sets the cookie."""
-        session = await auth.sessions.validate(token)
-        auth.set_session_cookie(response, token, session)
-        if cookie_only:
-            return TokenPair(access_token="", expires_in=0, refresh_token="")  # never sent
+    def token_pair(response: Response, issued: IssuedSession) -> TokenPair:
+        """The JWT + refresh token answer for a session just made; sets the cookie."""
+        session = issued.session
+        transport.set_cookie(response, issued.token, session)
+        if cookie_only:  # never sent: the routes answer without the tokens
+            return TokenPair(access_token="", expires_in=0, refresh_token="")
         access = auth.jwt.issue(session.user_id, session_id=session.id)
         return TokenPair(
             access_token=access,
             expires_in=int(auth.jwt.ttl.total_seconds()),
-            refresh_token=token,
+            refresh_token=issued.token,
         )
 
     async def active_user(user_id: str) -> User | None:
         user = await auth.users.get_user(user_id)
         return user if user is not None and user.is_active else None
 
-    registered_model = (
-        RegisteredSession if auth.login_after_register and not cookie_only else UserInfo
-    )
+    with_tokens = flow.login_after_register and not cookie_only
 
     @router.post(
         "/register",
         status_code=status.HTTP_201_CREATED,
-        response_model=registered_model,
+        response_model=RegisteredSession if with_tokens else UserInfo,
         responses={
             **FORM_RESPONSES,
             409: {"description": "The username is taken", "model": ErrorBody},
@@ -122,13 +147,13 @@ def build_router(auth: "AuthCore") -> APIRouter:
     async def register(request: Request, response: Response) -> Any:
         """Create an account. 409 when the username is taken (case-insensitive).
 
-        JSON or a form; with ``login_after_register`` the new user is also
+        JSON or a form. With ``login_after_register`` the new user is also
         logged in (the cookie, and the tokens unless the transport is
         ``"cookie"``). A browser form with ``next`` is sent on with a 303.
         """
-        form = await browser_body(auth, request, Registration)
+        form = await browser_body(auth.origins, request, Registration)
         body = form.value
-        async with storage_as_503():
+        async with http_errors():
             try:
                 user = await auth.users.create_user(body.username, body.password)
             except UserExistsError:
@@ -138,14 +163,14 @@ def build_router(auth: "AuthCore") -> APIRouter:
             except (PasswordPolicyError, ValueError, TypeError) as exc:
                 raise unprocessable(exc) from None
             info = UserInfo(id=user.id, username=user.username)
-            if auth.login_after_register:
+            if flow.login_after_register:
                 await revoke_presented(request)
                 ip, user_agent = client_of(request)
-                token = await auth.sessions.create_session(user.id, ip=ip, user_agent=user_agent)
-                pair = await token_pair(response, token)
-                if not cookie_only:
+                issued = await auth.sessions.issue_session(user.id, ip=ip, user_agent=user_agent)
+                pair = token_pair(response, issued)
+                if with_tokens:
                     info = RegisteredSession(**info.model_dump(), **pair.model_dump())
-        return finish(auth, form.next, response, info)
+        return finish(flow, form.next, response, info)
 
     @router.post(
         "/login",
@@ -160,34 +185,34 @@ def build_router(auth: "AuthCore") -> APIRouter:
         session cookie (with ``transport="cookie"``: the cookie and the user,
         no token). A session presented with the request (cookie or bearer) is
         revoked first: a login always starts a new session. A browser form
-        with ``next`` is sent there with a 303; when it fails, back to
-        ``login_page_url?error=invalid&next=...`` (if set).
+        with ``next`` is sent there with a 303; when the login fails, back to
+        ``login_page_url?error=invalid&next=...`` (when set).
         """
-        auth.check_origin(request)  # login CSRF: a cross-site form must not log you in
-        form = await browser_body(auth, request, LoginBody)
-        async with storage_as_503():
+        auth.origins.check(request)  # login CSRF: a cross-site form must not log you in
+        form = await browser_body(auth.origins, request, LoginBody)
+        async with http_errors():
             try:
                 user = await auth.users.authenticate(form.value.username, form.value.password)
             except PasswordPolicyError:
                 user = None  # e.g. an over-long password: the same answer as a wrong one
             if user is None:
-                back = failed_login(auth, form.next)
+                back = failed_login(flow, form.next)
                 if back is not None:
                     return back
                 raise unauthorized(BAD_LOGIN)
             await revoke_presented(request)
             ip, user_agent = client_of(request)
-            token = await auth.sessions.create_session(user.id, ip=ip, user_agent=user_agent)
-            pair = await token_pair(response, token)
+            issued = await auth.sessions.issue_session(user.id, ip=ip, user_agent=user_agent)
+        pair = token_pair(response, issued)
         answer = UserInfo(id=user.id, username=user.username) if cookie_only else pair
-        return finish(auth, form.next, response, answer)
+        return finish(flow, form.next, response, answer)
 
     async def revoke_presented(request: Request) -> None:
         """Revoke the session a login request came with (session fixation)."""
-        cookie = auth.session_cookie(request)
+        cookie = transport.cookie_of(request)
         if cookie:
             await auth.sessions.revoke(cookie)
-        bearer = None if cookie_only else await auth.bearer_scheme(request)
+        bearer = await transport.bearer_of(request)
         if bearer:
             try:
                 claims = auth.jwt.verify(bearer)
@@ -197,32 +222,32 @@ def build_router(auth: "AuthCore") -> APIRouter:
                 await auth.sessions.revoke_session(claims["sub"], claims["sid"])
 
     async def rotated(old: str, response: Response) -> TokenPair:
-        async with storage_as_503():
-            try:
-                token = await auth.sessions.rotate(old)
-            except InvalidTokenError:
-                raise unauthorized() from None
-            session = await auth.sessions.validate(token)
-            if await active_user(session.user_id) is None:
-                await auth.sessions.revoke(token)
+        async with http_errors():
+            issued = await auth.sessions.rotate_session(old)
+            if await active_user(issued.session.user_id) is None:
+                await auth.sessions.revoke(issued.token)
                 raise unauthorized()
-            return await token_pair(response, token)
+        return token_pair(response, issued)
 
     if cookie_only:
 
         @router.post(
-            "/refresh", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED_RESPONSES
+            "/refresh",
+            status_code=status.HTTP_204_NO_CONTENT,
+            response_model=None,
+            responses=CREDENTIAL_RESPONSES,
         )
         async def refresh_cookie(request: Request, response: Response) -> None:
             """Rotate the session cookie: a new one is set, the old one revoked.
 
             Presenting a cookie that was already rotated is treated as theft:
-            401, and every session of that rotation family is revoked.
+            401, and every session of that rotation family is revoked (unless
+            the app allows a ``rotation_grace``).
             """
-            token = auth.session_cookie(request)
+            token = transport.cookie_of(request)
             if token is None:
                 raise unauthorized()
-            auth.check_origin(request)  # a cookie-authenticated unsafe request
+            auth.origins.check(request)  # a cookie-authenticated unsafe request
             await rotated(token, response)
 
     else:
@@ -230,7 +255,7 @@ def build_router(auth: "AuthCore") -> APIRouter:
         @router.post(
             "/refresh",
             responses={
-                **UNAUTHORIZED_RESPONSES,
+                **CREDENTIAL_RESPONSES,
                 400: {"description": "The body could not be decoded", "model": ErrorBody},
             },
         )
@@ -238,7 +263,9 @@ def build_router(auth: "AuthCore") -> APIRouter:
             """Rotate a refresh token: a new pair, the old refresh token revoked.
 
             Presenting a refresh token that was already rotated is treated as
-            theft: 401, and every session of that rotation family is revoked.
+            theft: 401, and every session of that rotation family is revoked
+            (unless the app allows a ``rotation_grace``, for two tabs
+            refreshing at once).
             """
             return await rotated(body.refresh_token, response)
 
@@ -251,16 +278,33 @@ def build_router(auth: "AuthCore") -> APIRouter:
         responses=FORM_RESPONSES,
         openapi_extra=no_body,
     )
-    async def logout(principal: CurrentPrincipal, request: Request, response: Response) -> Any:
-        """Revoke the current session and clear the session cookie.
+    async def logout(request: Request, response: Response, bearer: Bearer) -> Any:
+        """End the current session and clear the session cookie.
 
-        A browser form with ``next`` is sent there with a 303.
+        With the session cookie, logging out a token that a concurrent
+        ``/refresh`` has just rotated away ends the session made by that
+        refresh too. 401 when the credentials name no active session. A
+        browser form with ``next`` is sent there with a 303.
         """
-        next_page = await browser_next(auth, request)
-        async with storage_as_503():
-            await auth.sessions.revoke_session(principal.user.id, principal.session.id)
-        auth.delete_session_cookie(response)
-        return finish(auth, next_page, response, None)
+        next_page = await browser_next(auth.origins, request)
+        if cookie_only:
+            bearer = None  # bearer headers are not accepted
+        async with http_errors():
+            if bearer is not None:  # the header wins, as in the dependencies
+                session = await auth.session_from_jwt(bearer)
+                # False: the session ended during this request (e.g. a refresh
+                # rotated it away); the client must log out with what it now holds.
+                ended = await auth.sessions.revoke_session(session.user_id, session.id)
+            else:
+                token = transport.cookie_of(request)
+                if token is None:
+                    raise unauthorized()
+                auth.origins.check(request)
+                ended = await auth.sessions.revoke(token)  # or its successor from a race
+            if not ended:
+                raise unauthorized()
+        transport.delete_cookie(response)
+        return finish(flow, next_page, response, None)
 
     @router.post(
         "/logout-all", response_model=Revoked, responses=FORM_RESPONSES, openapi_extra=no_body
@@ -270,19 +314,25 @@ def build_router(auth: "AuthCore") -> APIRouter:
 
         A browser form with ``next`` is sent there with a 303.
         """
-        next_page = await browser_next(auth, request)
-        async with storage_as_503():
+        next_page = await browser_next(auth.origins, request)
+        async with http_errors():
             revoked = await auth.sessions.revoke_all(
                 principal.user.id, except_session_id=principal.session.id
             )
-        return finish(auth, next_page, Response(), Revoked(revoked=revoked))
+        return finish(flow, next_page, Response(), Revoked(revoked=revoked))
 
-    @router.get("/sessions", responses=UNAUTHORIZED_RESPONSES)
-    async def list_sessions(principal: CurrentPrincipal) -> list[SessionInfo]:
-        """The caller's active sessions (devices), newest first. Never a token."""
-        async with storage_as_503():
+    @router.get("/sessions", responses=CREDENTIAL_RESPONSES)
+    async def list_sessions(
+        principal: CurrentPrincipal,
+        limit: Annotated[
+            int,
+            Query(ge=1, le=MAX_LISTED, description="How many sessions to return, newest first."),
+        ] = DEFAULT_LISTED,
+    ) -> list[SessionInfo]:
+        """The caller's active sessions (devices), newest first, at most *limit*. Never a token."""
+        async with http_errors():
             sessions = await auth.sessions.list_sessions(principal.user.id)
-        return [session_info(s, current=s.id == principal.session.id) for s in sessions]
+        return [session_info(s, current=s.id == principal.session.id) for s in sessions[:limit]]
 
     not_yours: dict[int | str, dict[str, Any]] = {
         404: {"description": "Not one of your sessions", "model": ErrorBody}
@@ -291,7 +341,7 @@ def build_router(auth: "AuthCore") -> APIRouter:
     @router.delete(
         "/sessions/{session_id}",
         status_code=status.HTTP_204_NO_CONTENT,
-        responses={**UNAUTHORIZED_RESPONSES, **not_yours},
+        responses={**CREDENTIAL_RESPONSES, **not_yours},
     )
     async def revoke_session(
         session_id: str, principal: CurrentPrincipal, response: Response
@@ -313,17 +363,17 @@ def build_router(auth: "AuthCore") -> APIRouter:
 
         A browser form with ``next`` is sent there with a 303.
         """
-        next_page = await browser_next(auth, request)
+        next_page = await browser_next(auth.origins, request)
         await revoke_one(session_id, principal, response)
-        return finish(auth, next_page, response, None)
+        return finish(flow, next_page, response, None)
 
     async def revoke_one(session_id: str, principal: Principal, response: Response) -> None:
-        async with storage_as_503():
+        async with http_errors():
             revoked = await auth.sessions.revoke_session(principal.user.id, session_id)
         if not revoked:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such session")
         if session_id == principal.session.id and principal.via == "cookie":
-            auth.delete_session_cookie(response)
+            transport.delete_cookie(response)
 
     @router.post(
         "/password",
@@ -340,13 +390,15 @@ def build_router(auth: "AuthCore") -> APIRouter:
         """Change the password and sign out every other session.
 
         A cookie session is rotated (the new token comes in ``Set-Cookie``); a
-        bearer session is kept, so its access token goes on working. JSON or
-        a form; a browser form with ``next`` is sent there with a 303.
+        bearer session is kept, so its access token goes on working. When a
+        concurrent request ended the cookie session meanwhile, the password
+        is still changed, ``rotated`` is false and the cookie is cleared.
+        JSON or a form; a browser form with ``next`` is sent there with a 303.
         """
-        form = await browser_body(auth, request, PasswordChange)
+        form = await browser_body(auth.origins, request, PasswordChange)
         body = form.value
         user, session = principal.user, principal.session
-        async with storage_as_503():
+        async with http_errors():
             try:
                 confirmed = await auth.users.authenticate(user.username, body.current_password)
             except PasswordPolicyError:
@@ -359,16 +411,18 @@ def build_router(auth: "AuthCore") -> APIRouter:
                 raise unprocessable(exc) from None
             # After the change, so a session created with the old password cannot survive.
             revoked = await auth.sessions.revoke_all(user.id, except_session_id=session.id)
-            rotated = principal.token is not None  # only cookie sessions carry theirs
-            if principal.token is not None:
+            issued = None
+            if principal.token is not None:  # only cookie sessions carry theirs
                 try:
-                    token = await auth.sessions.rotate(principal.token)
-                except InvalidTokenError:  # revoked by a concurrent request meanwhile
-                    raise unauthorized() from None
-                auth.set_session_cookie(response, token, await auth.sessions.validate(token))
-        return finish(auth, form.next, response, PasswordChanged(revoked=revoked, rotated=rotated))
+                    issued = await auth.sessions.rotate_session(principal.token)
+                except InvalidTokenError:  # ended by a concurrent request meanwhile
+                    transport.delete_cookie(response)
+        if issued is not None:
+            transport.set_cookie(response, issued.token, issued.session)
+        changed = PasswordChanged(revoked=revoked, rotated=issued is not None)
+        return finish(flow, form.next, response, changed)
 
-    @router.get("/me", responses=UNAUTHORIZED_RESPONSES)
+    @router.get("/me", responses=CREDENTIAL_RESPONSES)
     async def me(principal: CurrentPrincipal) -> UserInfo:
         """The caller's account."""
         return UserInfo(id=principal.user.id, username=principal.user.username)

@@ -12,6 +12,7 @@ from authcore._time import Clock, positive_timedelta, read_clock, system_clock
 from authcore.errors import InvalidTokenError
 from authcore.sessions._model import (
     AuthSession,
+    IssuedSession,
     NewSession,
     SessionRow,
     Status,
@@ -118,7 +119,7 @@ class BaseSessionStore(abc.ABC):
         )
 
     @abc.abstractmethod
-    async def create_session(
+    async def issue_session(
         self,
         user_id: UserId,
         *,
@@ -126,13 +127,14 @@ class BaseSessionStore(abc.ABC):
         data: Mapping[str, Any] | None = None,
         ip: str | None = None,
         user_agent: str | None = None,
-    ) -> str:
-        """Create a session for *user_id* and return its new token.
+    ) -> IssuedSession:
+        """Create a session for *user_id*; return its new token with the session.
 
         Guaranteed: each call returns a distinct token and stores exactly one
         session, under any concurrency and across processes sharing a database.
         Only the token's SHA-256 is stored. Invalid arguments raise before
-        anything is stored.
+        anything is stored. The returned session is what was written: no
+        second read, so a concurrent revoke cannot make this call fail.
 
         Args:
             user_id: A ``str``, ``int`` or ``UUID`` (stored as ``str``).
@@ -146,6 +148,23 @@ class BaseSessionStore(abc.ABC):
             ValueError: an argument is out of range (empty user id, NaN in *data*...).
             StorageError: the database failed.
         """
+
+    async def create_session(
+        self,
+        user_id: UserId,
+        *,
+        ttl: timedelta | None = None,
+        data: Mapping[str, Any] | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> str:
+        """Create a session for *user_id* and return its new token.
+
+        The same as :meth:`issue_session` (same arguments, guarantees and
+        errors), returning only the token.
+        """
+        issued = await self.issue_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
+        return issued.token
 
     @abc.abstractmethod
     async def validate(self, token: str) -> AuthSession:
@@ -179,7 +198,7 @@ class BaseSessionStore(abc.ABC):
             return None
 
     @abc.abstractmethod
-    async def rotate(self, token: str) -> str:
+    async def rotate_session(self, token: str) -> IssuedSession:
         """Replace *token* by a new one for the same user, data, ip and user agent.
 
         The new session expires the store's ``ttl`` from now and joins the old
@@ -188,12 +207,23 @@ class BaseSessionStore(abc.ABC):
         Atomic, also under cancellation: either the old token stays valid or
         the new one is, never both and never neither.
 
+        Returns:
+            The new token with its session, as written (no second read).
+
         Raises:
             InvalidTokenError: for the same reasons as :meth:`validate`
                 (malformed, unknown, expired, revoked); a rotated-away token
                 raises :class:`~authcore.errors.TokenReuseError`.
             StorageError: the database failed.
         """
+
+    async def rotate(self, token: str) -> str:
+        """Replace *token* by a new one and return the new token.
+
+        The same as :meth:`rotate_session` (same guarantees and errors),
+        returning only the token.
+        """
+        return (await self.rotate_session(token)).token
 
     @abc.abstractmethod
     async def revoke(self, token: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,7 +26,7 @@ from authcore.tokens import (
     parse_token,
 )
 
-__all__ = ["AuthSession", "NewSession", "Reason", "SessionRow", "Status"]
+__all__ = ["AuthSession", "IssuedSession", "NewSession", "Reason", "SessionRow", "Status"]
 
 MAX_DATA_BYTES = 64 * 1024
 MAX_IP_LENGTH = 64
@@ -78,6 +78,25 @@ class AuthSession:
 
 
 @dataclass(frozen=True, slots=True)
+class IssuedSession:
+    """A session just created (or made by a rotation), with its token.
+
+    What :meth:`~authcore.sessions.BaseSessionStore.issue_session` and
+    :meth:`~authcore.sessions.BaseSessionStore.rotate_session` return, so a
+    caller that needs both never reads back the session it has just written
+    (a read that a concurrent revoke could make fail).
+
+    Attributes:
+        token: The new token: the only copy there is. Left out of ``repr``.
+        session: The session as stored, exactly what :meth:`validate` of
+            *token* returns until it is next touched.
+    """
+
+    token: str = field(repr=False)
+    session: AuthSession
+
+
+@dataclass(frozen=True, slots=True)
 class NewSession:
     """Everything a store writes for a new session, validated, plus the raw token."""
 
@@ -108,6 +127,20 @@ class NewSession:
             "ip": self.ip,
             "user_agent": self.user_agent,
         }
+
+    def issued(self) -> IssuedSession:
+        """The token with the public view of the session as stored."""
+        session = AuthSession(
+            id=self.id,
+            user_id=self.user_id,
+            created_at=self.created_at,
+            last_seen_at=self.created_at,
+            expires_at=self.expires_at,
+            data=decode_data(self.data_json),
+            ip=self.ip,
+            user_agent=self.user_agent,
+        )
+        return IssuedSession(token=self.token, session=session)
 
 
 def encode_data(data: object) -> str:

@@ -28,6 +28,7 @@ from authcore.errors import InvalidTokenError, MalformedTokenError
 from authcore.sessions._base import BaseSessionStore
 from authcore.sessions._model import (
     AuthSession,
+    IssuedSession,
     Reason,
     Status,
     check_session_id,
@@ -167,7 +168,7 @@ class SessionStore(BaseSessionStore):
     # -- the contract ----------------------------------------------------------
 
     @uncancellable
-    async def create_session(
+    async def issue_session(
         self,
         user_id: UserId,
         *,
@@ -175,12 +176,12 @@ class SessionStore(BaseSessionStore):
         data: Mapping[str, Any] | None = None,
         ip: str | None = None,
         user_agent: str | None = None,
-    ) -> str:
+    ) -> IssuedSession:
         new = self._new_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
         with storage_errors("creating a session"):
             async with write_transaction(self.engine) as conn:
                 await conn.execute(_INSERT, new.row())
-        return new.token
+        return new.issued()
 
     @uncancellable
     async def validate(self, token: str) -> AuthSession:
@@ -200,7 +201,7 @@ class SessionStore(BaseSessionStore):
         raise error_for(status)
 
     @uncancellable
-    async def rotate(self, token: str) -> str:
+    async def rotate_session(self, token: str) -> IssuedSession:
         digest = digest_of(token)
         status: Status | None = Status.ACTIVE
         with storage_errors("rotating a session"):
@@ -225,7 +226,7 @@ class SessionStore(BaseSessionStore):
                         family_id=claimed.family_id,
                     )
                     await conn.execute(_INSERT, new.row())
-                    return new.token
+                    return new.issued()
                 row = (await conn.execute(_BY_DIGEST, {"digest": digest})).first()
                 status = None if row is None else self._status(row, now)
                 if status is Status.REUSED:

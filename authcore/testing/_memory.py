@@ -12,6 +12,7 @@ from authcore.errors import MalformedTokenError
 from authcore.sessions._base import BaseSessionStore
 from authcore.sessions._model import (
     AuthSession,
+    IssuedSession,
     NewSession,
     Reason,
     Status,
@@ -115,7 +116,7 @@ class InMemorySessionStore(BaseSessionStore):
             self._revoke_family(record.family_id, now)
         raise error_for(status)
 
-    async def create_session(
+    async def issue_session(
         self,
         user_id: UserId,
         *,
@@ -123,10 +124,10 @@ class InMemorySessionStore(BaseSessionStore):
         data: Mapping[str, Any] | None = None,
         ip: str | None = None,
         user_agent: str | None = None,
-    ) -> str:
+    ) -> IssuedSession:
         new = self._new_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
         self._add(new)
-        return new.token
+        return new.issued()
 
     async def validate(self, token: str) -> AuthSession:
         digest = digest_of(token)
@@ -135,7 +136,7 @@ class InMemorySessionStore(BaseSessionStore):
         self._touch(record, now)
         return to_session(record)
 
-    async def rotate(self, token: str) -> str:
+    async def rotate_session(self, token: str) -> IssuedSession:
         digest = digest_of(token)
         now = self._now()
         old = self._check(digest, now)
@@ -149,7 +150,7 @@ class InMemorySessionStore(BaseSessionStore):
         )
         self._revoke(old, now, Reason.ROTATED)
         self._add(new)
-        return new.token
+        return new.issued()
 
     async def revoke(self, token: str) -> bool:
         try:
