@@ -21,7 +21,7 @@ from authcore import (
     managed_engine,
     metadata,
 )
-from authcore.db._errors import run_to_completion
+from authcore.db._errors import caller_cancelled, run_to_completion
 
 
 async def _pragma(engine: object, name: str) -> object:
@@ -215,6 +215,94 @@ async def test_run_to_completion_under_a_timeout() -> None:
             await run_to_completion(work())
     assert release.is_set()  # the timeout waited for the work to finish
     await helper
+
+
+async def test_the_work_sees_its_callers_cancellation() -> None:
+    release = asyncio.Event()
+    seen: list[bool] = []
+
+    async def work() -> str:
+        seen.append(caller_cancelled())
+        await release.wait()
+        seen.append(caller_cancelled())
+        return "result"
+
+    task = asyncio.create_task(run_to_completion(work()))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.sleep(0.01)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == [False, True]
+    assert caller_cancelled() is False  # outside run_to_completion
+
+
+async def test_a_cancellation_as_the_work_finishes_is_not_swallowed() -> None:
+    """Cancelled after the work finished but before the caller resumed: still cancelled."""
+    finished = False
+    undone: list[str] = []
+
+    async def work() -> str:
+        nonlocal finished
+        await asyncio.sleep(0)
+        finished = True
+        return "token"
+
+    async def undo(result: str) -> None:
+        await asyncio.sleep(0)
+        undone.append(result)
+
+    task = asyncio.create_task(run_to_completion(work(), undo=undo))
+    while not finished:
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert undone == ["token"]  # the result nobody received was taken back
+
+
+async def test_undo_runs_only_for_a_cancelled_caller_and_a_result() -> None:
+    undone: list[object] = []
+
+    async def undo(result: object) -> None:
+        undone.append(result)
+
+    async def ok() -> int:
+        return 1
+
+    async def gives_up() -> int:
+        await asyncio.sleep(0)
+        raise asyncio.CancelledError  # rolled back by itself: nothing to undo
+
+    assert await run_to_completion(ok(), undo=undo) == 1
+    task = asyncio.create_task(run_to_completion(gives_up(), undo=undo))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert undone == []
+
+
+async def test_a_failing_undo_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    release = asyncio.Event()
+
+    async def work() -> str:
+        await release.wait()
+        return "secret-result"
+
+    async def undo(result: str) -> None:
+        raise OSError(f"disk on fire while undoing {result}")
+
+    task = asyncio.create_task(run_to_completion(work(), undo=undo))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "could not undo" in caplog.text
+    assert "secret-result" not in caplog.text
 
 
 EXIT_SCRIPT = textwrap.dedent(

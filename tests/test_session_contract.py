@@ -7,6 +7,7 @@ between them is a bug in one of them.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -504,3 +505,140 @@ async def test_token_bytes(make_store: StoreFactory) -> None:
     store = await make_store(token_bytes=16)
     token = await store.create_session("u")
     assert len(parse_token(token).secret) == 32
+
+
+# -- rotation grace --------------------------------------------------------------
+
+
+async def test_rotation_grace_lets_a_lost_refresh_retry(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(rotation_grace=timedelta(seconds=30))
+    old = await store.create_session("u", data={"k": 1}, user_agent="tab")
+    first = await store.rotate(old)
+    clock.advance(seconds=29)
+    with exactly(TokenRevokedError):
+        await store.validate(old)  # refused, but no theft alarm
+    second = await store.rotate(old)  # the retry of a lost response, or a second tab
+    assert len({old, first, second}) == 3
+    for token in (first, second):
+        session = await store.validate(token)
+        assert (session.data, session.user_agent) == ({"k": 1}, "tab")
+    assert len(await store.list_sessions("u")) == 2
+    # Still the same family: reuse after the grace revokes all of it.
+    clock.advance(seconds=1)
+    with exactly(TokenReuseError):
+        await store.rotate(old)
+    for token in (first, second):
+        with pytest.raises(TokenRevokedError):
+            await store.validate(token)
+
+
+async def test_validate_after_the_grace_is_reuse(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(rotation_grace=timedelta(seconds=30))
+    old = await store.create_session("u")
+    new = await store.rotate(old)
+    clock.advance(seconds=30)
+    with exactly(TokenReuseError):
+        await store.validate(old)
+    with pytest.raises(TokenRevokedError):
+        await store.validate(new)
+
+
+async def test_no_grace_by_default(store: BaseSessionStore) -> None:
+    assert store.rotation_grace == timedelta(0)
+    old = await store.create_session("u")
+    new = await store.rotate(old)
+    with exactly(TokenReuseError):
+        await store.rotate(old)
+    assert await store.get_session(new) is None
+
+
+async def test_grace_does_not_revive_a_logged_out_family(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(rotation_grace=timedelta(minutes=1))
+    old = await store.create_session("u")
+    new = await store.rotate(old)
+    assert await store.revoke(new)
+    with exactly(TokenRevokedError):
+        await store.rotate(old)
+    assert await store.list_sessions("u") == []
+
+
+def test_grace_and_cap_arguments() -> None:
+    from authcore.testing import InMemorySessionStore
+
+    with pytest.raises(TypeError, match="rotation_grace"):
+        InMemorySessionStore(rotation_grace=30)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rotation_grace"):
+        InMemorySessionStore(rotation_grace=timedelta(seconds=-1))
+    for bad in ("3", 2.0, True):
+        with pytest.raises(TypeError, match="max_sessions_per_user"):
+            InMemorySessionStore(max_sessions_per_user=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_sessions_per_user"):
+        InMemorySessionStore(max_sessions_per_user=0)
+    assert InMemorySessionStore(max_sessions_per_user=1).max_sessions_per_user == 1
+
+
+# -- session cap -------------------------------------------------------------------
+
+
+async def test_cap_revokes_the_least_recently_seen(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(max_sessions_per_user=3, touch_interval=timedelta(0))
+    tokens = []
+    for n in range(3):
+        tokens.append(await store.create_session("u", user_agent=f"device {n}"))
+        clock.advance(seconds=1)
+    await store.validate(tokens[0])  # device 0 is now the most recently seen
+    clock.advance(seconds=1)
+    other = await store.create_session("someone else")
+    newest = await store.issue_session("u", user_agent="device 3")
+    listed = await store.list_sessions("u")
+    assert len(listed) == 3
+    assert {s.user_agent for s in listed} == {"device 0", "device 2", "device 3"}
+    assert newest.session.id in {s.id for s in listed}
+    with exactly(TokenRevokedError):
+        await store.validate(tokens[1])
+    assert await store.get_session(other) is not None
+    # Over and over: never more than the cap, and the new one always wins.
+    for _ in range(5):
+        token = await store.create_session("u")
+        assert await store.get_session(token) is not None
+        assert len(await store.list_sessions("u")) == 3
+
+
+async def test_cap_of_one(make_store: StoreFactory) -> None:
+    store = await make_store(max_sessions_per_user=1)
+    first = await store.create_session("u")
+    second = await store.create_session("u")
+    assert await store.get_session(first) is None
+    assert [s.id for s in await store.list_sessions("u")] == [(await store.validate(second)).id]
+
+
+# -- logout racing a refresh ---------------------------------------------------------
+
+
+async def test_logout_of_a_rotated_away_token_ends_its_successor(
+    store: BaseSessionStore,
+) -> None:
+    old = await store.create_session("u")
+    bystander = await store.create_session("u")
+    new = await store.rotate(old)  # the refresh won the race
+    assert await store.revoke(old) is True  # the logout still logs out
+    with pytest.raises(TokenRevokedError):
+        await store.validate(new)
+    assert await store.revoke(old) is False  # nothing left to end
+    assert await store.get_session(bystander) is not None
+
+
+async def test_cap_holds_under_concurrent_creates(make_store: StoreFactory) -> None:
+
+    store = await make_store(max_sessions_per_user=3)
+    tokens = await asyncio.gather(*(store.create_session("u") for _ in range(40)))
+    assert len(set(tokens)) == 40
+    assert len(await store.list_sessions("u")) == 3

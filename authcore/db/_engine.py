@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from authcore.db._dispose import track_connections
+from authcore.db._errors import caller_cancelled
 
 __all__ = [
     "DEFAULT_URL",
@@ -205,20 +206,44 @@ def serial_writes(engine: AsyncEngine) -> AbstractAsyncContextManager[object]:
 
 
 @contextlib.asynccontextmanager
-async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def write_transaction(
+    engine: AsyncEngine, *, undo_if_cancelled: bool | Callable[[], bool] = False
+) -> AsyncIterator[AsyncConnection]:
     """A write transaction; the writer lock is taken before a connection is checked out.
 
     Taking the lock first means a task never holds a pooled connection while
     it waits for the lock, so writers cannot starve the pool.
+
+    With *undo_if_cancelled* (``True``, or a predicate asked right before the
+    commit), for work whose result only its caller can use (a new token), the
+    transaction is rolled back instead of committed when the caller of the
+    enclosing :func:`~authcore.db._errors.run_to_completion` has been
+    cancelled, and ``CancelledError`` is raised; with ``True`` it is not even
+    started when the caller was cancelled before the writer lock was free.
+    A cancellation that arrives during the COMMIT itself is not seen here:
+    the caller checks :func:`~authcore.db._errors.caller_cancelled` after
+    the block and undoes the change in a transaction of its own.
     """
     # Store methods run inside run_to_completion (@uncancellable), so the
     # connection is closed inline: ``async with engine.begin()`` would close it
     # through SQLAlchemy's own shielded close, a second task per operation.
     async with serial_writes(engine):
+        if undo_if_cancelled is True and caller_cancelled():
+            raise asyncio.CancelledError("the caller was cancelled before the transaction")
         conn = await engine.connect()
         try:
-            async with conn.begin():
+            transaction = await conn.begin()
+            try:
                 yield conn
+            except BaseException:
+                await transaction.rollback()
+                raise
+            if caller_cancelled() and (
+                undo_if_cancelled() if callable(undo_if_cancelled) else undo_if_cancelled
+            ):
+                await transaction.rollback()
+                raise asyncio.CancelledError("the caller was cancelled; rolled back")
+            await transaction.commit()
         finally:
             await conn.close()
 

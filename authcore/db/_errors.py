@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from authcore.errors import StorageError
 
-__all__ = ["run_to_completion", "storage_errors", "uncancellable"]
+__all__ = ["caller_cancelled", "run_to_completion", "storage_errors", "uncancellable"]
+
+logger = logging.getLogger("authcore.db")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -43,33 +47,99 @@ def storage_errors(action: str) -> Iterator[None]:
         raise StorageError(f"database unreachable while {action}: {type(exc).__name__}") from exc
 
 
-async def run_to_completion(coro: Coroutine[Any, Any, T]) -> T:
+class _Caller:
+    """What the work inside :func:`run_to_completion` may know of its caller."""
+
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+
+_CALLER: ContextVar[_Caller | None] = ContextVar("authcore_caller", default=None)
+
+
+def caller_cancelled() -> bool:
+    """Whether the caller of the enclosing :func:`run_to_completion` was cancelled.
+
+    Work that must not outlive a caller who will never see its result (a new
+    session's token) checks this right before it commits, and rolls back, or
+    undoes its change when the cancellation arrived during the commit.
+    ``False`` outside :func:`run_to_completion`.
+    """
+    caller = _CALLER.get()
+    return caller is not None and caller.cancelled
+
+
+async def _finish(
+    task: asyncio.Future[Any], caller: _Caller | None = None
+) -> asyncio.CancelledError | None:
+    """Wait until *task* is done, whatever cancellations arrive; return the first of them.
+
+    A cancellation that arrives just as *task* finishes, before this
+    coroutine resumes, counts too: it must not be swallowed. *caller*, when
+    given, is marked cancelled at once, for the task to see.
+    """
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as error:
+            # Either the caller was cancelled, or the task itself ended cancelled
+            # (it gave up on its own): only the first is the caller's cancellation.
+            if cancelled is None and not (task.done() and task.cancelled()):
+                cancelled = error
+                if caller is not None:
+                    caller.cancelled = True
+        except BaseException:  # noqa: S110 - the task's own error, raised by the caller
+            pass
+        if task.done():
+            return cancelled
+
+
+async def run_to_completion(
+    coro: Coroutine[Any, Any, T],
+    *,
+    undo: Callable[[T], Coroutine[Any, Any, object]] | None = None,
+) -> T:
     """Run *coro* in a task of its own that a cancellation of the caller cannot interrupt.
 
-    If the caller is cancelled meanwhile, *coro* still finishes (its
+    If the caller is cancelled meanwhile, *coro* still runs to its end (its
     transaction commits or rolls back, its connection returns to the pool),
     and only then is the ``CancelledError`` raised in the caller. A
     cancellation therefore never lands between two halves of a driver call
     (a statement sent but its rows not read, a commit sent but not
     acknowledged), which is where connections leak or keep locks.
-    How long that takes is bounded by the pool timeout and the driver's own
-    timeouts.
+
+    For work whose result only the caller can use (a new session's token):
+    *coro* learns of the cancellation through :func:`caller_cancelled` and
+    may roll back instead of committing; and when it returned a result all
+    the same (the cancellation came during its COMMIT, or after it, before
+    the caller could resume), ``undo(result)`` runs, just as uninterruptibly,
+    before the ``CancelledError`` is raised. A failing *undo* is logged.
+    How long finishing takes is bounded by the pool timeout and the
+    driver's own timeouts.
     """
-    task = asyncio.ensure_future(coro)
-    cancelled: asyncio.CancelledError | None = None
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError as error:
-            if not task.done():
-                cancelled = error  # the caller was cancelled: finish first
-        except BaseException:  # noqa: S110 - the task's own error, re-raised below
-            pass
-    if cancelled is not None:
-        if not task.cancelled():
-            task.exception()  # mark it retrieved; the cancellation wins
-        raise cancelled
-    return task.result()
+    caller = _Caller()
+    reset = _CALLER.set(caller)
+    try:
+        task = asyncio.ensure_future(coro)  # the task's context holds *caller*
+    finally:
+        _CALLER.reset(reset)
+    cancelled = await _finish(task, caller)
+    if cancelled is None:
+        return task.result()
+    if task.cancelled() or task.exception() is not None:
+        raise cancelled  # the task's own error is retrieved; the cancellation wins
+    if undo is not None:
+        undoing = asyncio.ensure_future(undo(task.result()))
+        await _finish(undoing)
+        if not undoing.cancelled() and undoing.exception() is not None:
+            logger.warning(
+                "could not undo an operation whose caller was cancelled: %s",
+                type(undoing.exception()).__name__,
+            )
+    raise cancelled
 
 
 def uncancellable(

@@ -16,7 +16,9 @@ from authcore.sessions._model import (
     NewSession,
     SessionRow,
     Status,
+    check_cap,
     check_client_fields,
+    check_grace,
     encode_data,
     positive,
     status_of,
@@ -34,6 +36,13 @@ class BaseSessionStore(abc.ABC):
     decision reads the store's clock, and time seen by the store never runs
     backwards (a clock that goes back extends nothing); an operation that
     fails or is cancelled leaves all of its change or none of it.
+
+    Cancellation: a caller that is cancelled (task cancellation, timeout)
+    never receives a result, so :meth:`issue_session` / :meth:`create_session`
+    then leave no session and :meth:`rotate_session` / :meth:`rotate` leave
+    the old token valid and no successor. Every other operation that was
+    under way when its caller was cancelled completes (a logout still logs
+    out, a reuse still revokes the family) before ``CancelledError`` is raised.
     """
 
     def __init__(
@@ -43,9 +52,13 @@ class BaseSessionStore(abc.ABC):
         idle_timeout: timedelta | None = None,
         touch_interval: timedelta = timedelta(seconds=60),
         token_bytes: int = 32,
+        rotation_grace: timedelta = timedelta(0),
+        max_sessions_per_user: int | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.ttl: timedelta = positive(ttl, "ttl")
+        self.rotation_grace = check_grace(rotation_grace)
+        self.max_sessions_per_user = check_cap(max_sessions_per_user)
         self.idle_timeout = positive_timedelta(idle_timeout, name="idle_timeout", allow_none=True)
         if not isinstance(touch_interval, timedelta):
             raise TypeError("touch_interval must be a datetime.timedelta")
@@ -72,7 +85,7 @@ class BaseSessionStore(abc.ABC):
         return now
 
     def _status(self, row: SessionRow, now: datetime) -> Status:
-        return status_of(row, now, self.idle_timeout)
+        return status_of(row, now, self.idle_timeout, self.rotation_grace)
 
     def _needs_touch(self, last_seen_at: datetime, now: datetime) -> bool:
         return now - last_seen_at >= self.touch_interval and now > last_seen_at
@@ -135,6 +148,9 @@ class BaseSessionStore(abc.ABC):
         Only the token's SHA-256 is stored. Invalid arguments raise before
         anything is stored. The returned session is what was written: no
         second read, so a concurrent revoke cannot make this call fail.
+        With ``max_sessions_per_user``, the same transaction revokes the
+        user's least recently seen active sessions beyond the cap, so this
+        call always succeeds and at most the cap stay active.
 
         Args:
             user_id: A ``str``, ``int`` or ``UUID`` (stored as ``str``).
@@ -207,6 +223,14 @@ class BaseSessionStore(abc.ABC):
         Atomic, also under cancellation: either the old token stays valid or
         the new one is, never both and never neither.
 
+        Rotation grace: within ``rotation_grace`` after a token was rotated
+        away, rotating it again returns a further new token of the same
+        family (the earlier successor stays valid: a client whose response
+        was lost, or a second tab), as long as the family still has an active
+        session; :meth:`validate` of it raises
+        :class:`~authcore.errors.TokenRevokedError`. Neither revokes the
+        family. After the grace, both raise ``TokenReuseError`` and revoke it.
+
         Returns:
             The new token with its session, as written (no second read).
 
@@ -229,10 +253,14 @@ class BaseSessionStore(abc.ABC):
     async def revoke(self, token: str) -> bool:
         """Revoke the session of *token*.
 
+        Logging out always ends the session the client holds: when *token*
+        was rotated away (a refresh racing this logout), the active sessions
+        of its rotation family, which replaced it, are revoked instead.
+
         Returns:
-            ``True`` when an active session was revoked; ``False`` for an
-            unknown, expired, already revoked or malformed token (the last
-            without database access).
+            ``True`` when an active session was revoked (the token's own, or a
+            successor's); ``False`` for an unknown, expired, already revoked
+            or malformed token (the last without database access).
 
         Raises:
             StorageError: the database failed.

@@ -41,6 +41,7 @@ class Reason(enum.StrEnum):
     REVOKE_ALL = "revoke_all"
     ROTATED = "rotated"
     REUSE = "reuse"
+    CAP = "cap"  # revoked to keep a user within max_sessions_per_user
 
 
 class Status(enum.Enum):
@@ -48,6 +49,7 @@ class Status(enum.Enum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     REUSED = "reused"
+    GRACE = "grace"  # rotated away, presented again within rotation_grace
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,14 +201,25 @@ class SessionRow(Protocol):
     user_agent: str | None
 
 
-def status_of(row: SessionRow, now: datetime, idle_timeout: timedelta | None) -> Status:
+def status_of(
+    row: SessionRow,
+    now: datetime,
+    idle_timeout: timedelta | None,
+    grace: timedelta = timedelta(0),
+) -> Status:
     """Classify a stored session at *now*. The single source of the expiry rules.
 
-    Revocation wins over expiry; a token rotated away is a reuse. Expired means
-    ``now >= expires_at``, or with an idle timeout ``now >= last_seen_at + idle_timeout``.
+    Revocation wins over expiry; a token rotated away is a reuse, except
+    within *grace* of its rotation (and before it expires), when it is
+    ``GRACE``. Expired means ``now >= expires_at``, or with an idle timeout
+    ``now >= last_seen_at + idle_timeout``.
     """
     if row.revoked_at is not None:
-        return Status.REUSED if row.revoke_reason == Reason.ROTATED else Status.REVOKED
+        if row.revoke_reason != Reason.ROTATED:
+            return Status.REVOKED
+        if now < row.revoked_at + grace and now < row.expires_at:
+            return Status.GRACE
+        return Status.REUSED
     if now >= row.expires_at:
         return Status.EXPIRED
     if idle_timeout is not None and now >= row.last_seen_at + idle_timeout:
@@ -253,10 +266,12 @@ _ERRORS: dict[Status, type[InvalidTokenError]] = {
     Status.EXPIRED: TokenExpiredError,
     Status.REVOKED: TokenRevokedError,
     Status.REUSED: TokenReuseError,
+    Status.GRACE: TokenRevokedError,
 }
 _MESSAGES = {
     Status.EXPIRED: "session expired",
     Status.REVOKED: "session revoked",
+    Status.GRACE: "session revoked",
     Status.REUSED: "session token reused after rotation; its whole session family is revoked",
 }
 
@@ -273,6 +288,26 @@ def positive(value: object, name: str) -> timedelta:
     result = positive_timedelta(value, name=name)
     assert result is not None
     return result
+
+
+def check_grace(value: object) -> timedelta:
+    """A rotation grace: a ``timedelta``, zero (off) or more."""
+    if not isinstance(value, timedelta):
+        raise TypeError(f"rotation_grace must be a datetime.timedelta, got {type(value).__name__}")
+    if value < timedelta(0):
+        raise ValueError("rotation_grace must not be negative")
+    return value
+
+
+def check_cap(value: object) -> int | None:
+    """A session cap: ``None`` (no cap) or a positive ``int``."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"max_sessions_per_user must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError("max_sessions_per_user must be at least 1")
+    return value
 
 
 def check_session_id(session_id: object) -> str | None:

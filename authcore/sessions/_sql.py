@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from authcore.sessions._base import BaseSessionStore
 from authcore.sessions._model import (
     AuthSession,
     IssuedSession,
+    NewSession,
     Reason,
     Status,
     check_session_id,
@@ -61,6 +63,19 @@ _BY_ID = select(*_PUBLIC_COLUMNS, *_STATE_COLUMNS).where(t.c.id == bindparam("si
 _INSERT = insert(t)
 
 
+@dataclass(frozen=True, slots=True)
+class _Issued:
+    """A committed create or rotation, with what it takes to undo it."""
+
+    new: NewSession
+    at: datetime | None = None  # when the sessions below were revoked
+    rotated: str | None = None  # the id of the session it replaced
+    capped: tuple[str, ...] = ()  # the ids it revoked to stay within the cap
+
+    def issued(self) -> IssuedSession:
+        return self.new.issued()
+
+
 class SessionStore(BaseSessionStore):
     """Sessions in a SQL database through an async SQLAlchemy engine.
 
@@ -86,6 +101,10 @@ class SessionStore(BaseSessionStore):
         touch_interval: Refresh ``last_seen_at`` at most this often (shorter than
             ``idle_timeout``).
         token_bytes: Random bytes per token, 16 to 64.
+        rotation_grace: How long after a rotation the old token may be rotated
+            again (see :meth:`rotate_session`); zero, the default, turns it off.
+        max_sessions_per_user: Keep at most this many active sessions per user
+            (see :meth:`issue_session`); ``None``, the default, for no cap.
         clock: Zero-argument callable returning aware UTC time; the system clock by default.
     """
 
@@ -97,6 +116,8 @@ class SessionStore(BaseSessionStore):
         idle_timeout: timedelta | None = None,
         touch_interval: timedelta = timedelta(seconds=60),
         token_bytes: int = 32,
+        rotation_grace: timedelta = timedelta(0),
+        max_sessions_per_user: int | None = None,
         clock: Clock | None = None,
     ) -> None:
         if not isinstance(engine, AsyncEngine):
@@ -106,6 +127,8 @@ class SessionStore(BaseSessionStore):
             idle_timeout=idle_timeout,
             touch_interval=touch_interval,
             token_bytes=token_bytes,
+            rotation_grace=rotation_grace,
+            max_sessions_per_user=max_sessions_per_user,
             clock=clock,
         )
         self.engine = engine
@@ -157,6 +180,52 @@ class SessionStore(BaseSessionStore):
             )
         return result.rowcount
 
+    def _successor(self, old: Any) -> NewSession:
+        """The session that replaces *old* (a row) in its rotation family."""
+        return self._new_session(
+            old.user_id,
+            ttl=None,
+            data=decode_data(old.data),
+            ip=old.ip,
+            user_agent=old.user_agent,
+            family_id=old.family_id,
+        )
+
+    async def _family_active(self, conn: AsyncConnection, row: Any, now: datetime) -> bool:
+        """Whether *row*'s rotation family still has an active session."""
+        query = select(t.c.id).where(t.c.family_id == row.family_id, self._active(now)).limit(1)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()  # a concurrent logout waits, then sees the new one
+        return (await conn.execute(query)).first() is not None
+
+    async def _take_back(self, done: _Issued) -> None:
+        """Undo a committed create or rotation whose caller was cancelled after all.
+
+        The new session is deleted (nobody holds its token); for a rotation,
+        the old session is made active again, unless the new one had been
+        revoked meanwhile (a reuse revoked the family: the old one stays revoked).
+        """
+        with storage_errors("taking back a session"):
+            async with write_transaction(self.engine) as conn:
+                gone = await conn.execute(
+                    delete(t).where(t.c.id == done.new.id, t.c.revoked_at.is_(None))
+                )
+                if done.rotated is not None and gone.rowcount == 1:
+                    await self._unrevoke(conn, (done.rotated,), Reason.ROTATED, done.at)
+                if done.capped:
+                    await self._unrevoke(conn, done.capped, Reason.CAP, done.at)
+
+    @staticmethod
+    async def _unrevoke(
+        conn: AsyncConnection, ids: tuple[str, ...], reason: Reason, at: datetime | None
+    ) -> None:
+        """Make active again the sessions *ids* revoked for *reason* at *at*, and only those."""
+        await conn.execute(
+            update(t)
+            .where(t.c.id.in_(ids), t.c.revoke_reason == reason.value, t.c.revoked_at == at)
+            .values(revoked_at=None, revoke_reason=None)
+        )
+
     @staticmethod
     async def _revoke_family(conn: AsyncConnection, family_id: str, now: datetime) -> None:
         await conn.execute(
@@ -167,7 +236,6 @@ class SessionStore(BaseSessionStore):
 
     # -- the contract ----------------------------------------------------------
 
-    @uncancellable
     async def issue_session(
         self,
         user_id: UserId,
@@ -178,10 +246,44 @@ class SessionStore(BaseSessionStore):
         user_agent: str | None = None,
     ) -> IssuedSession:
         new = self._new_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
+        # A cancelled caller never receives the token: the insert is rolled back
+        # before its COMMIT, or taken back when the cancellation came later.
+        return (await run_to_completion(self._insert(new), undo=self._take_back)).issued()
+
+    async def _insert(self, new: NewSession) -> _Issued:
         with storage_errors("creating a session"):
-            async with write_transaction(self.engine) as conn:
-                await conn.execute(_INSERT, new.row())
-        return new.issued()
+            async with write_transaction(self.engine, undo_if_cancelled=True) as conn:
+                if self.max_sessions_per_user is None:
+                    await conn.execute(_INSERT, new.row())
+                    return _Issued(new)
+                capped = await self._insert_within_cap(conn, new, self.max_sessions_per_user)
+        return _Issued(new, at=new.created_at, capped=capped)
+
+    async def _insert_within_cap(
+        self, conn: AsyncConnection, new: NewSession, cap: int
+    ) -> tuple[str, ...]:
+        """Insert *new* and revoke its user's least recently seen active sessions
+        beyond *cap*, in the caller's transaction; return the revoked ids."""
+        if conn.dialect.name == "postgresql":
+            # Serialise the creates of one user: READ COMMITTED would let two
+            # concurrent ones each keep cap - 1 others. (SQLite has one writer.)
+            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(new.user_id))))
+        await conn.execute(_INSERT, new.row())  # on SQLite this takes the write lock
+        now = new.created_at
+        excess = (
+            select(t.c.id)
+            .where(t.c.user_id == new.user_id, t.c.id != new.id, self._active(now))
+            .order_by(t.c.last_seen_at.desc(), t.c.created_at.desc(), t.c.id.desc())
+            .offset(cap - 1)
+        )
+        ids = tuple((await conn.execute(excess)).scalars().all())
+        if ids:
+            await conn.execute(
+                update(t)
+                .where(t.c.id.in_(ids))
+                .values(revoked_at=now, revoke_reason=Reason.CAP.value)
+            )
+        return ids
 
     @uncancellable
     async def validate(self, token: str) -> AuthSession:
@@ -200,12 +302,19 @@ class SessionStore(BaseSessionStore):
                     await self._revoke_family(conn, row.family_id, now)
         raise error_for(status)
 
-    @uncancellable
     async def rotate_session(self, token: str) -> IssuedSession:
         digest = digest_of(token)
-        status: Status | None = Status.ACTIVE
+        # As for a create: a cancelled caller keeps the old token, and no successor.
+        return (await run_to_completion(self._rotate(digest), undo=self._take_back)).issued()
+
+    async def _rotate(self, digest: str) -> _Issued:
+        new: NewSession | None = None
         with storage_errors("rotating a session"):
-            async with write_transaction(self.engine) as conn:
+            # Rolled back if the caller is cancelled before the commit, but only
+            # when it made a successor: a reuse found on the way is still acted on.
+            async with write_transaction(
+                self.engine, undo_if_cancelled=lambda: new is not None
+            ) as conn:
                 now = self._now()
                 # Claim the old token atomically: only one rotation of it can win.
                 claimed = (
@@ -217,18 +326,17 @@ class SessionStore(BaseSessionStore):
                     )
                 ).first()
                 if claimed is not None:
-                    new = self._new_session(
-                        claimed.user_id,
-                        ttl=None,
-                        data=decode_data(claimed.data),
-                        ip=claimed.ip,
-                        user_agent=claimed.user_agent,
-                        family_id=claimed.family_id,
-                    )
+                    new = self._successor(claimed)
                     await conn.execute(_INSERT, new.row())
-                    return new.issued()
+                    return _Issued(new, at=now, rotated=claimed.id)
                 row = (await conn.execute(_BY_DIGEST, {"digest": digest})).first()
                 status = None if row is None else self._status(row, now)
+                if status is Status.GRACE and await self._family_active(conn, row, now):
+                    # Rotated away moments ago (a lost response, two tabs): a
+                    # further successor in the same family; the others stay.
+                    new = self._successor(row)
+                    await conn.execute(_INSERT, new.row())
+                    return _Issued(new)
                 if status is Status.REUSED:
                     await self._revoke_family(conn, row.family_id, now)  # type: ignore[union-attr]
                 elif status is Status.ACTIVE:  # pragma: no cover - claimed above
@@ -241,10 +349,29 @@ class SessionStore(BaseSessionStore):
             digest = digest_of(token)
         except MalformedTokenError:
             return False
+        now = self._now()
         with storage_errors("revoking a session"):
-            return (
-                await self._revoke_where(t.c.token_hash == digest, self._now(), Reason.LOGOUT) == 1
-            )
+            async with write_transaction(self.engine) as conn:
+                revoked = await conn.execute(
+                    update(t)
+                    .where(t.c.token_hash == digest, self._active(now))
+                    .values(revoked_at=now, revoke_reason=Reason.LOGOUT.value)
+                )
+                if revoked.rowcount == 1:
+                    return True
+                # A token rotated away (by a refresh racing this logout, say): end
+                # the sessions that replaced it, so logging out always logs out.
+                rotated = (
+                    select(t.c.family_id)
+                    .where(t.c.token_hash == digest, t.c.revoke_reason == Reason.ROTATED.value)
+                    .scalar_subquery()
+                )
+                family = await conn.execute(
+                    update(t)
+                    .where(t.c.family_id == rotated, self._active(now))
+                    .values(revoked_at=now, revoke_reason=Reason.LOGOUT.value)
+                )
+                return family.rowcount > 0
 
     @uncancellable
     async def revoke_all(

@@ -69,6 +69,8 @@ class InMemorySessionStore(BaseSessionStore):
         idle_timeout: timedelta | None = None,
         touch_interval: timedelta = timedelta(seconds=60),
         token_bytes: int = 32,
+        rotation_grace: timedelta = timedelta(0),
+        max_sessions_per_user: int | None = None,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(
@@ -76,6 +78,8 @@ class InMemorySessionStore(BaseSessionStore):
             idle_timeout=idle_timeout,
             touch_interval=touch_interval,
             token_bytes=token_bytes,
+            rotation_grace=rotation_grace,
+            max_sessions_per_user=max_sessions_per_user,
             clock=clock,
         )
         self._by_digest: dict[str, _Record] = {}
@@ -99,6 +103,11 @@ class InMemorySessionStore(BaseSessionStore):
     def _touch(self, record: _Record, now: datetime) -> None:
         if self._needs_touch(record.last_seen_at, now):
             record.last_seen_at = now
+
+    def _active_in_family(self, family_id: str, now: datetime) -> list[_Record]:
+        return [
+            r for r in self._by_id.values() if r.family_id == family_id and self._active(r, now)
+        ]
 
     def _revoke_family(self, family_id: str, now: datetime) -> None:
         for record in self._by_id.values():
@@ -127,6 +136,16 @@ class InMemorySessionStore(BaseSessionStore):
     ) -> IssuedSession:
         new = self._new_session(user_id, ttl=ttl, data=data, ip=ip, user_agent=user_agent)
         self._add(new)
+        if self.max_sessions_per_user is not None:
+            now = new.created_at
+            others = [
+                r
+                for r in self._by_id.values()
+                if r.user_id == new.user_id and r.id != new.id and self._active(r, now)
+            ]
+            others.sort(key=lambda r: (r.last_seen_at, r.created_at, r.id), reverse=True)
+            for record in others[self.max_sessions_per_user - 1 :]:
+                self._revoke(record, now, Reason.CAP)
         return new.issued()
 
     async def validate(self, token: str) -> AuthSession:
@@ -139,8 +158,21 @@ class InMemorySessionStore(BaseSessionStore):
     async def rotate_session(self, token: str) -> IssuedSession:
         digest = digest_of(token)
         now = self._now()
+        record = self._by_digest.get(digest)
+        if record is not None and self._status(record, now) is Status.GRACE:
+            if not self._active_in_family(record.family_id, now):
+                raise error_for(Status.GRACE)
+            new = self._successor(record)
+            self._add(new)
+            return new.issued()
         old = self._check(digest, now)
-        new = self._new_session(
+        new = self._successor(old)
+        self._revoke(old, now, Reason.ROTATED)
+        self._add(new)
+        return new.issued()
+
+    def _successor(self, old: _Record) -> NewSession:
+        return self._new_session(
             old.user_id,
             ttl=None,
             data=decode_data(old.data),
@@ -148,9 +180,6 @@ class InMemorySessionStore(BaseSessionStore):
             user_agent=old.user_agent,
             family_id=old.family_id,
         )
-        self._revoke(old, now, Reason.ROTATED)
-        self._add(new)
-        return new.issued()
 
     async def revoke(self, token: str) -> bool:
         try:
@@ -158,10 +187,18 @@ class InMemorySessionStore(BaseSessionStore):
         except MalformedTokenError:
             return False
         now = self._now()
-        if record is None or not self._active(record, now):
+        if record is None:
             return False
-        self._revoke(record, now, Reason.LOGOUT)
-        return True
+        if self._active(record, now):
+            self._revoke(record, now, Reason.LOGOUT)
+            return True
+        if record.revoke_reason != Reason.ROTATED:
+            return False
+        # Rotated away (a refresh raced this logout): end what replaced it.
+        successors = self._active_in_family(record.family_id, now)
+        for successor in successors:
+            self._revoke(successor, now, Reason.LOGOUT)
+        return bool(successors)
 
     async def revoke_all(
         self,
