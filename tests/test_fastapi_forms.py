@@ -362,6 +362,19 @@ def test_page_user_needs_a_login_page() -> None:
         with pytest.raises(ValueError, match="login_page_url"):
             make_auth(login_page_url=bad)
     assert make_auth(login_page_url="https://accounts.example.com/login").page_user
+    # Taken past AuthCore's guard, the dependency still refuses to guess a page.
+    unguarded = make_auth(login_page_url=None)
+    app = FastAPI(lifespan=unguarded.lifespan)
+
+    @app.get("/page")
+    async def page(user: Annotated[User, Depends(unguarded.credentials.page_user)]) -> str:
+        return user.username
+
+    with (
+        TestClient(app) as client,
+        pytest.raises(RuntimeError, match="login_page_url"),
+    ):
+        client.get("/page")
 
 
 # -- transports --------------------------------------------------------------------
