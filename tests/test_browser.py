@@ -6,9 +6,10 @@ page on another 127.0.0.1 port (same site, other origin, so ``SameSite=Lax``
 does not help and the CSRF check must) that auto-submits forms to the app,
 and ``next`` values that try to send the browser away after login.
 
-Needs Debian's Chromium (``apt-get install chromium``) and ``pip install
-playwright`` (never ``playwright install``). Skipped when either is missing,
-except under CI (the ``CI`` environment variable), where that is a failure.
+Needs Debian's Chromium (``apt-get install chromium``; or the browser named
+by ``AUTHCORE_CHROMIUM``, or Google Chrome) and ``pip install playwright``
+(never ``playwright install``). Skipped when either is missing, except under
+CI on Linux (the ``CI`` environment variable), where that is a failure.
 Set ``AUTHCORE_SCREENSHOTS=docs/img`` to refresh the guide's screenshots.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 import urllib.parse
@@ -33,7 +35,8 @@ from .served_app import ServedApp
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
-CHROMIUM = Path(os.environ.get("AUTHCORE_CHROMIUM", "/usr/bin/chromium"))
+#: Debian's Chromium; or Google Chrome (preinstalled on GitHub's Ubuntu runners).
+CANDIDATES = ("/usr/bin/chromium", "/usr/bin/google-chrome")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -84,14 +87,16 @@ def browser() -> Iterator[Browser]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         reason = "playwright is not installed (pip install playwright)"
-    if reason is None and not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+    named = os.environ.get("AUTHCORE_CHROMIUM")
+    found = [p for p in ([named] if named else CANDIDATES) if Path(p).exists()]
+    if reason is None and not found:
+        reason = f"no Chromium at {named or ' or '.join(CANDIDATES)} (apt-get install chromium)"
     if reason is not None:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") and sys.platform == "linux":
             pytest.fail(f"{reason}: the browser test is never skipped in CI")
         pytest.skip(reason)
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=found[0], args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:

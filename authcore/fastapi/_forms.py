@@ -62,11 +62,6 @@ class Body(Generic[M]):
     form: bool
     next: str | None
 
-    @property
-    def browser(self) -> bool:
-        """Whether the answer is a redirect rather than JSON."""
-        return self.next is not None
-
 
 def is_form(request: Request) -> bool:
     """Whether *request* carries an HTML form's body."""
