@@ -347,6 +347,42 @@ def test_logout_acts_at_once_and_clears_the_cookie(client: TestClient, auth: Aut
         call(client, auth.sessions.validate, pair["refresh_token"])
 
 
+@pytest.mark.parametrize("grace", [timedelta(0), timedelta(seconds=30)], ids=["no-grace", "grace"])
+def test_logout_of_a_cookie_a_concurrent_refresh_rotated_away_ends_the_successor(
+    clock: FakeClock, grace: timedelta
+) -> None:
+    auth = make_auth(clock, rotation_grace=grace)
+    with TestClient(make_app(auth)) as client:
+        user_id = register(client)
+        pair = login(client)
+        client.cookies.clear()
+        call(client, auth.sessions.rotate, pair["refresh_token"])  # the refresh won the race
+        response = client.post(
+            "/auth/logout", headers={"Cookie": f"authcore_session={pair['refresh_token']}"}
+        )
+        assert response.status_code == 204
+        assert call(client, auth.sessions.list_sessions, user_id) == []
+
+
+def test_logout_with_an_access_token_whose_session_was_rotated_away_is_401(
+    client: TestClient,
+) -> None:
+    register(client)
+    pair = login(client)
+    client.cookies.clear()
+    new = client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
+    client.cookies.clear()
+    assert client.post("/auth/logout", headers=bearer(pair)).status_code == 401
+    assert client.post("/auth/logout", headers=bearer(new)).status_code == 204
+
+
+def test_logout_without_credentials_is_401(client: TestClient) -> None:
+    assert client.post("/auth/logout").status_code == 401
+    assert client.post("/auth/logout", headers={"Authorization": "Bearer x"}).status_code == 401
+    garbage = {"Cookie": "authcore_session=token_u_1_" + "0" * 64}
+    assert client.post("/auth/logout", headers=garbage).status_code == 401
+
+
 def test_logout_with_the_cookie(client: TestClient) -> None:
     register(client)
     login(client)

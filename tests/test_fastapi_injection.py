@@ -8,7 +8,7 @@ a "concurrent" request act at the worst moment.
 import dataclasses
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -227,3 +227,47 @@ def test_a_password_change_whose_session_ends_meanwhile_is_no_500(
     assert response.status_code == 200
     assert response.json() == {"revoked": 0, "rotated": True}
     assert client.post("/auth/login", data={"username": "alice", "password": new}).is_success
+
+
+# -- store options passed through ----------------------------------------------------
+
+
+def test_rotation_grace_lets_two_tabs_refresh_at_once() -> None:
+    auth = AuthCore(
+        database_url="sqlite+aiosqlite://",
+        secret_key=SECRET,
+        hasher=fast_hasher(),
+        rotation_grace=timedelta(seconds=30),
+    )
+    with TestClient(make_app(auth), base_url="https://testserver") as client:
+        account = {"username": "alice", "password": PASSWORD}
+        client.post("/auth/register", json=account)
+        pair = client.post("/auth/login", data=account).json()
+        client.cookies.clear()
+        body = {"refresh_token": pair["refresh_token"]}
+        first, second = (client.post("/auth/refresh", json=body) for _ in range(2))
+        assert (first.status_code, second.status_code) == (200, 200)
+        for answer in (first.json(), second.json()):
+            headers = {"Authorization": f"Bearer {answer['access_token']}"}
+            assert client.get("/private", headers=headers).status_code == 200
+
+
+def test_max_sessions_per_user_ends_the_least_recently_seen() -> None:
+    auth = AuthCore(
+        database_url="sqlite+aiosqlite://",
+        secret_key=SECRET,
+        hasher=fast_hasher(),
+        max_sessions_per_user=2,
+    )
+    with TestClient(make_app(auth), base_url="https://testserver") as client:
+        account = {"username": "alice", "password": PASSWORD}
+        client.post("/auth/register", json=account)
+        pairs = []
+        for _ in range(3):
+            pairs.append(client.post("/auth/login", data=account).json())
+            client.cookies.clear()
+        alive = [
+            client.get("/private", headers={"Authorization": f"Bearer {p['access_token']}"})
+            for p in pairs
+        ]
+        assert [r.status_code for r in alive] == [401, 200, 200]

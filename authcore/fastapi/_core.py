@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.security import OAuth2PasswordBearer
@@ -180,18 +179,13 @@ class AuthCore:
             engine = create_engine(database_url)
         self.engine: AsyncEngine | None = engine
         if sessions is None:  # not `or`: an empty in-memory store is falsy (it has a len)
-            # Passed only when set, so a store without them still works.
-            options: dict[str, Any] = {}
-            if rotation_grace:
-                options["rotation_grace"] = rotation_grace
-            if max_sessions_per_user is not None:
-                options["max_sessions_per_user"] = max_sessions_per_user
             sessions = SessionStore(
                 self._require_engine(),
                 ttl=session_ttl,
                 idle_timeout=idle_timeout,
+                rotation_grace=rotation_grace,
+                max_sessions_per_user=max_sessions_per_user,
                 clock=clock,
-                **options,
             )
         if users is None:
             users = UserStore(self._require_engine(), hasher=self.hasher, clock=clock)
