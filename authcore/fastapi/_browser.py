@@ -16,9 +16,13 @@ from authcore.fastapi._forms import (
     see_other,
     with_query,
 )
+from authcore.fastapi._http import UNAUTHORIZED_RESPONSES
 from authcore.fastapi._schemas import UserInfo
 
 __all__ = [
+    "CREDENTIAL_RESPONSES",
+    "FORM_RESPONSES",
+    "NOT_YOURS",
     "BrowserFlow",
     "BrowserForm",
     "ErrorBody",
@@ -97,6 +101,24 @@ class Unprocessable(BaseModel):
     """A 422: FastAPI's list of validation errors, or the password policy's message."""
 
     detail: list[dict[str, Any]] | str
+
+
+#: What the routes can answer besides success, for the OpenAPI schema.
+CREDENTIAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {**answer, "model": ErrorBody} for code, answer in UNAUTHORIZED_RESPONSES.items()
+}
+CREDENTIAL_RESPONSES[422] = {
+    "description": "An invalid body, or a password the policy refuses (its message)",
+    "model": Unprocessable,
+}
+#: ... and for the routes that take browser forms.
+FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **CREDENTIAL_RESPONSES,
+    303: {"description": "A browser form with `next`: on to that page (local paths only)"},
+}
+NOT_YOURS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Not one of your sessions", "model": ErrorBody}
+}
 
 
 async def browser_body(origins: OriginCheck, request: Request, model: type[M]) -> Body[M]:

@@ -9,12 +9,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 
 from authcore.errors import InvalidTokenError, PasswordPolicyError, UserExistsError
 from authcore.fastapi._browser import (
+    CREDENTIAL_RESPONSES,
+    FORM_RESPONSES,
+    NOT_YOURS,
     BrowserFlow,
     BrowserForm,
     ErrorBody,
     LoginBody,
     RegisteredSession,
-    Unprocessable,
     browser_body,
     browser_next,
     failed_login,
@@ -25,7 +27,6 @@ from authcore.fastapi._forms import body_openapi
 from authcore.fastapi._http import (
     BAD_CURRENT_PASSWORD,
     BAD_LOGIN,
-    UNAUTHORIZED_RESPONSES,
     Principal,
     http_errors,
     unauthorized,
@@ -58,21 +59,6 @@ DEFAULT_LISTED = 50
 MAX_LISTED = 100
 #: The longest text an IP address can be (IPv6 with a zone id, generously).
 MAX_IP_TEXT = 64
-
-#: What the routes can answer besides success, for the OpenAPI schema.
-CREDENTIAL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {**UNAUTHORIZED_RESPONSES[status], "model": ErrorBody}
-    for status in UNAUTHORIZED_RESPONSES
-}
-CREDENTIAL_RESPONSES[422] = {
-    "description": "An invalid body, or a password the policy refuses (its message)",
-    "model": Unprocessable,
-}
-#: ... and for the routes that take browser forms.
-FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **CREDENTIAL_RESPONSES,
-    303: {"description": "A browser form with `next`: on to that page (local paths only)"},
-}
 
 
 def client_of(request: Request) -> tuple[str | None, str | None]:
@@ -334,14 +320,10 @@ def build_router(
             sessions = await auth.sessions.list_sessions(principal.user.id)
         return [session_info(s, current=s.id == principal.session.id) for s in sessions[:limit]]
 
-    not_yours: dict[int | str, dict[str, Any]] = {
-        404: {"description": "Not one of your sessions", "model": ErrorBody}
-    }
-
     @router.delete(
         "/sessions/{session_id}",
         status_code=status.HTTP_204_NO_CONTENT,
-        responses={**CREDENTIAL_RESPONSES, **not_yours},
+        responses={**CREDENTIAL_RESPONSES, **NOT_YOURS},
     )
     async def revoke_session(
         session_id: str, principal: CurrentPrincipal, response: Response
@@ -353,7 +335,7 @@ def build_router(
         "/sessions/{session_id}/revoke",
         status_code=status.HTTP_204_NO_CONTENT,
         response_model=None,
-        responses={**FORM_RESPONSES, **not_yours},
+        responses={**FORM_RESPONSES, **NOT_YOURS},
         openapi_extra=no_body,
     )
     async def revoke_session_form(
