@@ -33,7 +33,13 @@ if TYPE_CHECKING:
     from authcore.db import create_engine, create_schema, dispose_engine, managed_engine, metadata
     from authcore.jwt import JWTManager
     from authcore.passwords import PasswordHasher
-    from authcore.sessions import AuthSession, BaseSessionStore, IssuedSession, SessionStore
+    from authcore.sessions import (
+        AuthSession,
+        BaseSessionStore,
+        IssuedSession,
+        SessionStats,
+        SessionStore,
+    )
     from authcore.tokens import TokenParts, generate_token, hash_token, parse_token
     from authcore.users import User, UserStore
 
@@ -55,6 +61,7 @@ _LAZY = {
     "AuthSession": "authcore.sessions",
     "BaseSessionStore": "authcore.sessions",
     "IssuedSession": "authcore.sessions",
+    "SessionStats": "authcore.sessions",
     "SessionStore": "authcore.sessions",
     "TokenParts": "authcore.tokens",
     "generate_token": "authcore.tokens",
@@ -89,6 +96,7 @@ __all__ = [
     "MalformedTokenError",
     "PasswordHasher",
     "PasswordPolicyError",
+    "SessionStats",
     "SessionStore",
     "StorageError",
     "TokenExpiredError",

@@ -93,7 +93,7 @@ async def test_seed_sessions_in_batches(engine: AsyncEngine) -> None:
 async def test_seeded_expired_sessions_are_purged(engine: AsyncEngine) -> None:
     assert await seed_sessions(engine, 30, expired=True, batch=7) == []
     store = SessionStore(engine)
-    assert await store._count_purgeable() == 30
+    assert await store.count_purgeable() == 30
     assert await store.purge_expired() == 30
     assert await _rows(engine) == 0
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from authcore import (
+    InvalidTokenError,
     SessionStore,
     StorageError,
     create_engine,
@@ -335,3 +336,64 @@ def test_interpreter_exits_without_disposal(tmp_path: Path, in_memory: bool) -> 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "bye"
+
+
+# -- no secret in any log line --------------------------------------------------------
+
+SENTINEL_PASSWORD = "Sentinel-pw-93f1c2d7e"
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["sqlite-memory", "sqlite-file", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+async def test_debug_logging_shows_no_secret(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Root logger at DEBUG (every library's every line): no token, digest, password or hash."""
+    import logging
+
+    from sqlalchemy import select
+
+    from authcore import SessionStore, UserStore, hash_token
+    from authcore.db._schema import users_table
+    from authcore.testing import fast_hasher
+
+    from .conftest import new_engine
+
+    caplog.set_level(logging.DEBUG)  # before the engine exists: SQLAlchemy decides then
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")  # it holds itself at WARNING
+    engine = await new_engine(backend, request, tmp_path)
+    try:
+        users = UserStore(engine, hasher=fast_hasher())
+        store = SessionStore(engine)
+        user = await users.create_user("sentinel-user", SENTINEL_PASSWORD)
+        assert await users.authenticate("sentinel-user", SENTINEL_PASSWORD) is not None
+        await users.set_password(user.id, SENTINEL_PASSWORD + "-2")
+        token = await store.create_session(user.id)
+        await store.validate(token)
+        rotated = await store.rotate(token)
+        with pytest.raises(InvalidTokenError):
+            await store.validate(token)  # reuse: the family is revoked
+        await store.revoke(rotated)
+        await store.purge_expired()
+        async with engine.connect() as conn:
+            stored_hash = await conn.scalar(select(users_table.c.password_hash))
+    finally:
+        assert await dispose_engine(engine)
+    assert stored_hash
+    logged = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert "aiosqlite" in logged or backend == "postgres"  # DEBUG really was on
+    names = {r.name for r in caplog.records}
+    assert "sqlalchemy.engine.Engine" in names, names
+    secrets = {
+        "password": SENTINEL_PASSWORD,
+        "password hash": stored_hash,
+        "token": token,
+        "digest": hash_token(token),
+        "new token": rotated,
+        "new digest": hash_token(rotated),
+        "hash prefix": "$bcrypt-sha256$",
+    }
+    leaked = [name for name, secret in secrets.items() if secret in logged]
+    assert leaked == []

@@ -271,3 +271,26 @@ def test_max_sessions_per_user_ends_the_least_recently_seen() -> None:
             for p in pairs
         ]
         assert [r.status_code for r in alive] == [401, 200, 200]
+
+
+# -- the package's shape ---------------------------------------------------------------
+
+
+def test_the_integration_modules_form_no_cycle_and_share_no_private_names() -> None:
+    import ast
+    import graphlib
+
+    import authcore.fastapi
+
+    folder = Path(authcore.fastapi.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("authcore"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"
+                if (node.module or "").startswith("authcore.fastapi."):
+                    imported.add(node.module or "")
+        graph[f"authcore.fastapi.{path.stem}"] = imported
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError on a cycle

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
 import signal
 import socket
@@ -162,3 +164,53 @@ def test_full_flow_over_http_then_a_clean_ctrl_c(server: Server) -> None:
         assert bad not in log, log
     for secret in (SECRET, account["password"], pair["refresh_token"], pair["access_token"]):
         assert secret not in log
+
+
+def test_the_example_flow_logs_no_secret_at_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DEBUG on the root logger (aiosqlite's SQL parameters included): no password,
+    hash, token, token digest or key in any record, formatted as a handler would."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import create_engine as create_sync_engine
+    from sqlalchemy import text
+
+    from authcore import hash_token, parse_token
+
+    spec = importlib.util.spec_from_file_location(
+        "fastapi_app_example", EXAMPLES / "fastapi_app.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    database = tmp_path / "app.db"
+    password = "correct horse battery staple"
+    account = {"username": "alice", "password": password}
+    caplog.set_level(logging.DEBUG)
+    with TestClient(example.create_app(f"sqlite+aiosqlite:///{database}", SECRET)) as client:
+        assert client.post("/auth/register", json=account).status_code == 201
+        pair = client.post("/auth/login", data=account).json()
+        client.cookies.clear()
+        headers = {"Authorization": f"Bearer {pair['access_token']}"}
+        assert client.get("/notes", headers=headers).status_code == 200
+        fresh = client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
+        client.cookies.clear()
+        headers = {"Authorization": f"Bearer {fresh['access_token']}"}
+        assert client.post("/auth/logout", headers=headers).status_code == 204
+    engine = create_sync_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as conn:
+            [hashed] = conn.execute(text("SELECT password_hash FROM authcore_users")).scalars()
+    finally:
+        engine.dispose()
+    tokens = [pair["refresh_token"], fresh["refresh_token"]]
+    sentinels = [password, SECRET, hashed, pair["access_token"], fresh["access_token"], *tokens]
+    sentinels += [hash_token(t) for t in tokens] + [parse_token(t).secret for t in tokens]
+    sentinels += [hashed.rsplit("$", 1)[-1]]  # the hash's digest part alone
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    assert len(caplog.records) > 10  # DEBUG really was on
+    for record in caplog.records:
+        line = formatter.format(record)
+        leaked = sum(s in line for s in sentinels)  # a count: never show the secret itself
+        assert leaked == 0, f"{record.name}: {leaked} secret(s) in a log line"

@@ -24,6 +24,7 @@ def test_all_is_pinned() -> None:
         "MalformedTokenError",
         "PasswordHasher",
         "PasswordPolicyError",
+        "SessionStats",
         "SessionStore",
         "StorageError",
         "TokenExpiredError",

@@ -112,21 +112,23 @@ def _cmd_purge(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with engine_for(settings.database_url) as engine:
             store = store_for(engine, settings)
-            now = store._now()
-            total: int = await store._count_purgeable(now)
+            total = await store.count_purgeable()
             if args.dry_run:
                 return total
             bar = _ProgressBar(sys.stderr, total) if total and sys.stderr.isatty() else None
-            deleted = 0
+            shown = 0
+
+            def progress(deleted: int) -> None:
+                nonlocal shown
+                if bar is not None and deleted > shown:
+                    bar.update(deleted)
+                    shown = deleted
+
             try:
-                async for count in store._purge_batches(now=now, batch_size=args.batch_size):
-                    deleted += count
-                    if bar is not None and count:
-                        bar.update(deleted)
+                return await store.purge_expired(batch_size=args.batch_size, progress=progress)
             finally:
                 if bar is not None:
                     bar.close()
-            return deleted
 
     start = time.perf_counter()
     count = asyncio.run(run())
@@ -149,7 +151,15 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         from authcore.db._schema import users_table
 
         async with engine_for(settings.database_url) as engine:
-            counts: dict[str, int] = await store_for(engine, settings)._stats()
+            store = store_for(engine, settings)
+            stats = await store.stats()
+            counts = {
+                "total": stats.total,
+                "active": stats.active,
+                "expired": stats.expired,
+                "revoked": stats.revoked,
+                "purgeable": await store.count_purgeable(),
+            }
             with storage_errors("counting users"):
                 async with engine.connect() as conn:
                     query = select(func.count()).select_from(users_table)

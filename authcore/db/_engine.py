@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from authcore.db._dispose import track_connections
 from authcore.db._errors import caller_cancelled
+from authcore.db._logs import hide_driver_arguments, hide_result_rows
 
 __all__ = [
     "DEFAULT_URL",
@@ -145,12 +146,21 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
       ``create_engine(url, connect_args={"command_timeout": 5})`` or
       ``postgresql+asyncpg://host/db?command_timeout=5``.
 
+    **Every backend**: ``hide_parameters=True``, so statement parameters
+    (token digests, password hashes) never appear in SQLAlchemy's log lines
+    or error messages, nor do result rows at DEBUG; and aiosqlite's own
+    DEBUG lines lose their arguments (filters on the loggers; no logger's
+    level is changed).
+
     Dispose the engine with :func:`dispose_engine` (or use :func:`managed_engine`).
 
     Example:
         >>> engine = create_engine("sqlite+aiosqlite:///app.db")  # doctest: +SKIP
     """
     parsed = make_url(url)
+    # No statement parameters (token digests, password hashes) in SQLAlchemy's
+    # log lines or error messages, whatever the loggers' levels.
+    kwargs.setdefault("hide_parameters", True)
     keeper: sqlite3.Connection | None = None
     if parsed.get_backend_name() == "sqlite":
         memory = _is_memory(parsed)
@@ -161,6 +171,7 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
             kwargs.setdefault("pool_size", 1)
             kwargs.setdefault("max_overflow", 0)
         if parsed.get_driver_name() == "aiosqlite":
+            hide_driver_arguments()
             connect_args = dict(kwargs.pop("connect_args", {}))
             connect_args.setdefault("async_creator_fn", _aiosqlite_connect)
             kwargs["connect_args"] = connect_args
@@ -168,6 +179,7 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
         _install_sqlite_pragmas(engine, wal=not memory)
         if keeper is not None:
             weakref.finalize(engine.sync_engine, keeper.close)
+        hide_result_rows(engine)
         track_connections(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -182,6 +194,7 @@ def create_engine(url: str | URL = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
             connect_args.setdefault(key, value)  # explicit connect_args win, as in SQLAlchemy
         kwargs["connect_args"] = connect_args
     engine = create_async_engine(parsed, **kwargs)
+    hide_result_rows(engine)
     track_connections(engine)
     return engine
 

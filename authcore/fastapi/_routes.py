@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations
 # at run time, and they name local variables.
-import ipaddress
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -50,15 +49,12 @@ __all__ = [
     "MAX_LISTED",
     "build_router",
     "client_of",
-    "ip_or_none",
     "session_info",
 ]
 
 #: ``GET /sessions``: how many sessions by default, and at most.
 DEFAULT_LISTED = 50
 MAX_LISTED = 100
-#: The longest text an IP address can be (IPv6 with a zone id, generously).
-MAX_IP_TEXT = 64
 
 
 def client_of(request: Request) -> tuple[str | None, str | None]:
@@ -66,21 +62,11 @@ def client_of(request: Request) -> tuple[str | None, str | None]:
 
     The address is what the server says the peer is (behind a proxy,
     uvicorn's ``--proxy-headers`` take it from ``X-Forwarded-For`` when the
-    proxy is trusted); anything that is not an IP address is ``None``, so a
-    forged header can neither fail the request nor be shown as an address.
+    proxy is trusted, so a client may send anything there); the store keeps
+    it only when it parses as an IP address, and cuts the user agent.
     """
     host = request.client.host if request.client is not None else None
-    return ip_or_none(host), request.headers.get("user-agent")
-
-
-def ip_or_none(host: str | None) -> str | None:
-    """*host* when it is an IPv4 or IPv6 address, else ``None``."""
-    if host is None or len(host) > MAX_IP_TEXT:
-        return None
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return None
+    return host, request.headers.get("user-agent")
 
 
 def build_router(

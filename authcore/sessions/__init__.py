@@ -5,7 +5,7 @@
 """
 
 from authcore.sessions._base import BaseSessionStore
-from authcore.sessions._model import AuthSession, IssuedSession
+from authcore.sessions._model import AuthSession, IssuedSession, SessionStats
 from authcore.sessions._sql import SessionStore
 
-__all__ = ["AuthSession", "BaseSessionStore", "IssuedSession", "SessionStore"]
+__all__ = ["AuthSession", "BaseSessionStore", "IssuedSession", "SessionStats", "SessionStore"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
+import inspect
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from authcore.sessions._model import (
     IssuedSession,
     NewSession,
     SessionRow,
+    SessionStats,
     Status,
     check_cap,
     check_client_fields,
@@ -25,7 +27,17 @@ from authcore.sessions._model import (
 )
 from authcore.tokens import UserId, check_nbytes, hash_token, mint_token, normalize_user_id
 
-__all__ = ["BaseSessionStore"]
+__all__ = ["BaseSessionStore", "Progress", "notify"]
+
+Progress = Callable[[int], Awaitable[object] | object]
+"""A purge progress callback: called with the running count of deleted rows."""
+
+
+async def notify(progress: Progress, count: int) -> None:
+    """Call a progress callback, awaiting it when it is a coroutine function."""
+    result = progress(count)
+    if inspect.isawaitable(result):
+        await result
 
 
 class BaseSessionStore(abc.ABC):
@@ -156,7 +168,8 @@ class BaseSessionStore(abc.ABC):
             user_id: A ``str``, ``int`` or ``UUID`` (stored as ``str``).
             ttl: Lifetime of this session; the store's ``ttl`` when ``None``.
             data: JSON-serialisable mapping with string keys (at most 64 KiB).
-            ip: Client address to record (at most 64 characters).
+            ip: Client address to record: kept (normalised) only when it parses
+                as an IPv4 or IPv6 address, else recorded as ``None``; never an error.
             user_agent: Client user agent to record (cut to 512 characters).
 
         Raises:
@@ -314,9 +327,32 @@ class BaseSessionStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def purge_expired(self) -> int:
+    async def purge_expired(
+        self, *, batch_size: int = 1000, progress: Progress | None = None
+    ) -> int:
         """Delete expired and revoked sessions; return how many rows were deleted.
 
         Sessions revoked by rotation are kept until they expire, so presenting
-        a rotated-away token is still recognised as reuse. Works in batches.
+        a rotated-away token is still recognised as reuse. What is purgeable
+        is decided once, at the start. Works in batches of *batch_size* rows,
+        each one transaction that a cancellation cannot split (a cancelled
+        purge stops after the batch under way).
+
+        Args:
+            batch_size: Rows deleted per transaction (at least 1).
+            progress: Called with the running count of deleted rows after each
+                batch (a plain function, or a coroutine function).
+
+        Raises:
+            TypeError, ValueError: a bad *batch_size*.
+            StorageError: the database failed.
         """
+
+    @abc.abstractmethod
+    async def count_purgeable(self) -> int:
+        """How many rows :meth:`purge_expired` would delete now."""
+
+    @abc.abstractmethod
+    async def stats(self) -> SessionStats:
+        """How many stored sessions are active, expired and revoked now, in one read,
+        and how many distinct users have an active session."""

@@ -8,6 +8,7 @@ runs against both, so a behaviour cannot differ between them.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,15 @@ from authcore.tokens import (
     parse_token,
 )
 
-__all__ = ["AuthSession", "IssuedSession", "NewSession", "Reason", "SessionRow", "Status"]
+__all__ = [
+    "AuthSession",
+    "IssuedSession",
+    "NewSession",
+    "Reason",
+    "SessionRow",
+    "SessionStats",
+    "Status",
+]
 
 MAX_DATA_BYTES = 64 * 1024
 MAX_IP_LENGTH = 64
@@ -96,6 +105,31 @@ class IssuedSession:
 
     token: str = field(repr=False)
     session: AuthSession
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """How many stored sessions are in each state, at one moment.
+
+    A revoked session counts as revoked even once expired (revocation wins,
+    as in ``validate``), so ``active + expired + revoked`` is every stored row.
+
+    Attributes:
+        active: Sessions a token would be accepted for.
+        expired: Sessions past their expiry or idle timeout, not revoked.
+        revoked: Revoked sessions (logout, revoke-all, rotation, reuse, cap).
+        active_users: Distinct users with at least one active session.
+    """
+
+    active: int
+    expired: int
+    revoked: int
+    active_users: int
+
+    @property
+    def total(self) -> int:
+        """Every stored session: ``active + expired + revoked``."""
+        return self.active + self.expired + self.revoked
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,20 +204,31 @@ def decode_data(data_json: str) -> dict[str, Any]:
 
 
 def check_client_fields(ip: object, user_agent: object) -> tuple[str | None, str | None]:
-    """Validate the client address; cut an over-long user agent to 512 characters.
+    """The client address and user agent to record; never fails for what a client sent.
 
-    A user agent is a client-controlled header recorded for display, so a long
-    one is shortened rather than failing the login; an address is refused.
+    Both come from request headers a client controls, and are recorded for
+    display. An address is kept, in its normal form, only when it parses as
+    an IPv4 or IPv6 address (``ipaddress``); anything else (too long, a
+    list, markup) is recorded as ``None``. A long user agent is cut to 512
+    characters. Only a value of the wrong type (a programming error) raises.
     """
     if ip is not None and not isinstance(ip, str):
         raise TypeError(f"ip must be a str or None, got {type(ip).__name__}")
-    if ip is not None and len(ip) > MAX_IP_LENGTH:
-        raise ValueError(f"ip must be at most {MAX_IP_LENGTH} characters")
     if user_agent is not None and not isinstance(user_agent, str):
         raise TypeError(f"user_agent must be a str or None, got {type(user_agent).__name__}")
     if user_agent is not None:
         user_agent = user_agent[:MAX_USER_AGENT_LENGTH]
-    return ip, user_agent
+    return _address(ip), user_agent
+
+
+def _address(ip: str | None) -> str | None:
+    if ip is None or len(ip) > MAX_IP_LENGTH:
+        return None
+    try:
+        address = str(ipaddress.ip_address(ip.strip()))
+    except ValueError:
+        return None
+    return address if len(address) <= MAX_IP_LENGTH else None
 
 
 class SessionRow(Protocol):
@@ -307,6 +352,15 @@ def check_cap(value: object) -> int | None:
         raise TypeError(f"max_sessions_per_user must be an int or None, got {type(value).__name__}")
     if value < 1:
         raise ValueError("max_sessions_per_user must be at least 1")
+    return value
+
+
+def check_batch_size(value: object) -> int:
+    """A purge batch size: a positive ``int``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"batch_size must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError("batch_size must be at least 1")
     return value
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,11 +11,9 @@ from sqlalchemy import (
     ColumnElement,
     and_,
     bindparam,
-    case,
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -24,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from authcore._time import Clock
 from authcore.db._engine import read_connection, write_transaction
 from authcore.db._errors import run_to_completion, storage_errors, uncancellable
+from authcore.db._logs import hide_driver_arguments
 from authcore.db._schema import sessions_table as t
 from authcore.errors import InvalidTokenError, MalformedTokenError
-from authcore.sessions._base import BaseSessionStore
 from authcore.sessions._model import (
     AuthSession,
     IssuedSession,
@@ -39,11 +37,11 @@ from authcore.sessions._model import (
     error_for,
     to_session,
 )
+from authcore.sessions._sql_maintenance import SqlMaintenance
 from authcore.tokens import UserId, normalize_user_id
 
 __all__ = ["SessionStore"]
 
-PURGE_BATCH = 1000
 
 _PUBLIC_COLUMNS = (
     t.c.id,
@@ -76,7 +74,7 @@ class _Issued:
         return self.new.issued()
 
 
-class SessionStore(BaseSessionStore):
+class SessionStore(SqlMaintenance):
     """Sessions in a SQL database through an async SQLAlchemy engine.
 
     Each token is looked up by its SHA-256 digest (a unique index); sessions are
@@ -132,29 +130,14 @@ class SessionStore(BaseSessionStore):
             clock=clock,
         )
         self.engine = engine
+        if engine.dialect.driver == "aiosqlite":  # an engine not made by create_engine
+            hide_driver_arguments()
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
         return f"{super().__repr__()[:-1]}, engine={url!r})"
 
     # -- SQL building blocks -------------------------------------------------
-
-    def _active(self, now: datetime) -> ColumnElement[bool]:
-        clause = and_(t.c.revoked_at.is_(None), t.c.expires_at > now)
-        if self.idle_timeout is not None:
-            clause = and_(clause, t.c.last_seen_at > now - self.idle_timeout)
-        return clause
-
-    def _purgeable(self, now: datetime) -> ColumnElement[bool]:
-        revoked = and_(
-            t.c.revoked_at.is_not(None),
-            or_(t.c.revoke_reason.is_(None), t.c.revoke_reason != Reason.ROTATED.value),
-        )
-        clause = or_(t.c.expires_at <= now, revoked)
-        if self.idle_timeout is not None:
-            idle = and_(t.c.revoked_at.is_(None), t.c.last_seen_at <= now - self.idle_timeout)
-            clause = or_(clause, idle)
-        return clause
 
     async def _touch(self, row: Any, now: datetime) -> datetime | None:
         """Refresh ``last_seen_at`` if due; only ever moves it forward, never revives."""
@@ -428,85 +411,3 @@ class SessionStore(BaseSessionStore):
         with storage_errors("revoking a session"):
             condition = and_(t.c.id == sid, t.c.user_id == uid)
             return await self._revoke_where(condition, self._now(), Reason.LOGOUT) == 1
-
-    @uncancellable
-    async def purge_expired(self) -> int:
-        return sum([count async for count in self._purge_batches()])
-
-    # -- maintenance helpers (the command line's purge and stats) ------------------
-
-    async def _purge_batch(
-        self, condition: ColumnElement[bool], cursor: str, batch_size: int
-    ) -> tuple[int, str]:
-        """Delete up to *batch_size* purgeable rows with ids after *cursor*, in one
-        transaction; return how many and the new cursor."""
-        async with write_transaction(self.engine) as conn:
-            ids = (
-                (
-                    await conn.execute(
-                        select(t.c.id)
-                        .where(t.c.id > cursor, condition)
-                        .order_by(t.c.id)
-                        .limit(batch_size)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if ids:
-                await conn.execute(delete(t).where(t.c.id.in_(ids)))
-        return len(ids), (ids[-1] if ids else cursor)
-
-    async def _purge_batches(
-        self, *, now: datetime | None = None, batch_size: int = PURGE_BATCH
-    ) -> AsyncIterator[int]:
-        """Purge as :meth:`purge_expired` does, yielding how many rows each batch deleted.
-
-        Each batch is one transaction that a cancellation cannot split; the
-        last batch yielded is smaller than *batch_size* (possibly 0).
-        """
-        condition = self._purgeable(self._now() if now is None else now)
-        cursor = ""
-        while True:
-            with storage_errors("purging sessions"):
-                count, cursor = await run_to_completion(
-                    self._purge_batch(condition, cursor, batch_size)
-                )
-            yield count
-            if count < batch_size:
-                return
-
-    @uncancellable
-    async def _count_purgeable(self, now: datetime | None = None) -> int:
-        """How many rows :meth:`purge_expired` would delete at *now* (default: now)."""
-        condition = self._purgeable(self._now() if now is None else now)
-        with storage_errors("counting sessions"):
-            async with read_connection(self.engine) as conn:
-                return int(
-                    (
-                        await conn.execute(select(func.count()).select_from(t).where(condition))
-                    ).scalar_one()
-                )
-
-    @uncancellable
-    async def _stats(self, now: datetime | None = None) -> dict[str, int]:
-        """Counts of stored sessions by state at *now*, in one statement.
-
-        ``active`` + ``expired`` + ``revoked`` == ``total``: a revoked row counts
-        as revoked even once expired (revocation wins, as in ``validate``);
-        ``purgeable`` is what :meth:`purge_expired` would delete.
-        """
-        now = self._now() if now is None else now
-        active = self._active(now)
-        revoked = t.c.revoked_at.is_not(None)
-        query = select(
-            func.count().label("total"),
-            func.count(case((active, 1))).label("active"),
-            func.count(case((and_(t.c.revoked_at.is_(None), ~active), 1))).label("expired"),
-            func.count(case((revoked, 1))).label("revoked"),
-            func.count(case((self._purgeable(now), 1))).label("purgeable"),
-        ).select_from(t)
-        with storage_errors("counting sessions"):
-            async with read_connection(self.engine) as conn:
-                row = (await conn.execute(query)).one()
-        return {name: int(value or 0) for name, value in row._mapping.items()}

@@ -9,13 +9,15 @@ from typing import Any
 
 from authcore._time import Clock
 from authcore.errors import MalformedTokenError
-from authcore.sessions._base import BaseSessionStore
+from authcore.sessions._base import BaseSessionStore, Progress, notify
 from authcore.sessions._model import (
     AuthSession,
     IssuedSession,
     NewSession,
     Reason,
+    SessionStats,
     Status,
+    check_batch_size,
     check_session_id,
     decode_data,
     digest_of,
@@ -252,10 +254,41 @@ class InMemorySessionStore(BaseSessionStore):
         self._revoke(record, now, Reason.LOGOUT)
         return True
 
-    async def purge_expired(self) -> int:
+    async def purge_expired(
+        self, *, batch_size: int = 1000, progress: Progress | None = None
+    ) -> int:
+        batch_size = check_batch_size(batch_size)
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable")
         now = self._now()
         doomed = [r for r in self._by_id.values() if is_purgeable(r, now, self.idle_timeout)]
-        for record in doomed:
-            del self._by_id[record.id]
-            del self._by_digest[record.token_hash]
-        return len(doomed)
+        doomed.sort(key=lambda r: r.id)
+        deleted = 0
+        while True:  # in batches, as the SQL store does: the last one is short (maybe empty)
+            batch, doomed = doomed[:batch_size], doomed[batch_size:]
+            for record in batch:
+                if self._by_id.pop(record.id, None) is not None:
+                    del self._by_digest[record.token_hash]
+            deleted += len(batch)
+            if progress is not None:
+                await notify(progress, deleted)
+            if len(batch) < batch_size:
+                return deleted
+
+    async def count_purgeable(self) -> int:
+        now = self._now()
+        return sum(is_purgeable(r, now, self.idle_timeout) for r in self._by_id.values())
+
+    async def stats(self) -> SessionStats:
+        now = self._now()
+        counts = dict.fromkeys(("active", "expired", "revoked"), 0)
+        users = set()
+        for record in self._by_id.values():
+            if record.revoked_at is not None:
+                counts["revoked"] += 1
+            elif self._active(record, now):
+                counts["active"] += 1
+                users.add(record.user_id)
+            else:
+                counts["expired"] += 1
+        return SessionStats(**counts, active_users=len(users))
