@@ -63,7 +63,7 @@ def create_app(database_url: str | None = None, secret_key: str | None = None) -
     app.include_router(auth.router)
     app.state.auth = auth
 
-    @app.get("/notes")
+    @app.get("/notes", responses={401: {"description": "Not logged in"}})
     async def notes(user: Annotated[User, Depends(auth.current_user)]) -> dict[str, Any]:
         """A protected route: only a logged-in, active user gets here."""
         return {"owner": user.username, "notes": [f"welcome back, {user.username}"]}

@@ -16,6 +16,7 @@ from authcore.cli._database import (
     check_database,
     engine_for,
     schema_problems,
+    settings_from_args,
     store_for,
 )
 from authcore.config import (
@@ -23,30 +24,11 @@ from authcore.config import (
     Settings,
     app_keywords,
     check_settings,
-    load_settings,
     safe_url,
 )
 from authcore.config import format_duration as _format_duration
 
 __all__ = ["COMMANDS"]
-
-
-def _settings(
-    args: argparse.Namespace,
-    *,
-    require_secret: bool = False,
-    rounds: int | None = None,
-    database_url: bool = True,
-) -> Settings:
-    overrides: dict[str, object] = {"bcrypt_rounds": rounds}
-    if database_url:
-        overrides["database_url"] = args.database_url
-    return load_settings(
-        args.config_file,
-        overrides=overrides,
-        require_secret=require_secret,
-        allow_test_rounds=args.allow_test_rounds,
-    )
 
 
 class _ProgressBar:
@@ -78,7 +60,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_init_db(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
 
     async def run() -> tuple[list[str], list[str]]:
         from authcore.db import create_schema
@@ -104,7 +86,7 @@ def _cmd_init_db(args: argparse.Namespace) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
     where = safe_url(settings.database_url)
 
     async def run() -> int:
@@ -140,7 +122,7 @@ def _cmd_purge(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
 
     async def run() -> dict[str, int]:
         from sqlalchemy import func, select
@@ -193,7 +175,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
     summary = asyncio.run(check_database(settings.database_url, args.timeout, require_schema=True))
     print(f"ok: {safe_url(settings.database_url)}: {summary}")
     return 0
@@ -223,7 +205,7 @@ def _read_password() -> str:
 
 
 def _cmd_hash_password(args: argparse.Namespace) -> int:
-    settings = _settings(args, rounds=args.rounds, database_url=False)
+    settings = settings_from_args(args, rounds=args.rounds, database_url=False)
     from authcore.passwords import PasswordHasher
 
     hasher = PasswordHasher(rounds=settings.bcrypt_rounds, scheme=args.scheme)
@@ -294,7 +276,7 @@ def _shown_setting(key: str, value: object) -> str:
 def _cmd_bench(args: argparse.Namespace) -> int:
     # Only an explicit --database-url is benchmarked: never a database that
     # the environment or a configuration file happens to point at.
-    settings = _settings(args, rounds=args.rounds, database_url=False)
+    settings = settings_from_args(args, rounds=args.rounds, database_url=False)
     from authcore.cli._bench import run_bench
 
     report = asyncio.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 from collections.abc import AsyncIterator
@@ -9,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from authcore.config import ConfigError, Settings, safe_url
+from authcore.config import ConfigError, Settings, load_settings, safe_url
 from authcore.errors import AuthError
 
 if TYPE_CHECKING:
@@ -17,7 +18,14 @@ if TYPE_CHECKING:
 
     from authcore.sessions import SessionStore
 
-__all__ = ["CommandError", "check_database", "engine_for", "schema_problems", "store_for"]
+__all__ = [
+    "CommandError",
+    "check_database",
+    "engine_for",
+    "schema_problems",
+    "settings_from_args",
+    "store_for",
+]
 
 
 class CommandError(Exception):
@@ -147,3 +155,22 @@ async def check_database(url: str, timeout: float, *, require_schema: bool) -> s
     if missing and require_schema:
         raise CommandError(f"{safe_url(url)}: {schema}; run `authcore init-db`")
     return f"{schema}, connect {connect_ms:.1f} ms, round trip {trip_ms:.2f} ms"
+
+
+def settings_from_args(
+    args: argparse.Namespace,
+    *,
+    require_secret: bool = False,
+    rounds: int | None = None,
+    database_url: bool = True,
+) -> Settings:
+    """The settings a command runs with: its flags over ``AUTHCORE_*`` over the file."""
+    overrides: dict[str, object] = {"bcrypt_rounds": rounds}
+    if database_url:
+        overrides["database_url"] = args.database_url
+    return load_settings(
+        args.config_file,
+        overrides=overrides,
+        require_secret=require_secret,
+        allow_test_rounds=args.allow_test_rounds,
+    )

@@ -15,8 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from authcore.cli._commands import _settings
-from authcore.cli._database import CommandError, engine_for
+from authcore.cli._database import CommandError, engine_for, settings_from_args
 from authcore.config import Settings
 
 if TYPE_CHECKING:
@@ -178,7 +177,7 @@ async def _run(args: argparse.Namespace, settings: Settings, password: str | Non
 def run_users(args: argparse.Namespace) -> int:
     """Run ``authcore users ACTION ...``; return the exit status."""
     try:
-        settings = _settings(args)
+        settings = settings_from_args(args)
         _check_arguments(args)
         password = _read_password(args) if args.action in ("create", "set-password") else None
     except _UsageError as exc:

@@ -16,7 +16,8 @@ Install with ``pip install "authcore[fastapi]"``::
 
 The routes (under ``prefix``, ``/auth`` by default): ``POST /register``,
 ``POST /login``, ``POST /refresh``, ``POST /logout``, ``POST /logout-all``,
-``GET /sessions``, ``DELETE /sessions/{id}``, ``POST /password``, ``GET /me``.
+``GET /sessions``, ``DELETE /sessions/{id}`` (and ``POST /sessions/{id}/revoke``
+for HTML forms), ``POST /password``, ``GET /me``.
 """
 
 from authcore.fastapi._core import AuthCore

@@ -17,7 +17,8 @@ from authcore._time import Clock
 from authcore.config import Settings, app_keywords, load_settings
 from authcore.db import create_engine, create_schema, dispose_engine
 from authcore.db._engine import DEFAULT_URL
-from authcore.fastapi._credentials import Credentials, Transport
+from authcore.fastapi._browser import BrowserFlow
+from authcore.fastapi._credentials import Credentials, Transport, TransportMode
 from authcore.fastapi._csrf import OriginCheck
 from authcore.fastapi._http import Principal
 from authcore.fastapi._routes import build_router
@@ -79,6 +80,19 @@ class AuthCore:
         trusted_origins: Other origins (``https://app.example.com``) whose
             cookie-authenticated requests pass the CSRF check.
         clock: Zero-argument callable returning aware UTC time, for tests.
+        transport: How credentials travel: ``"both"`` (the default: the
+            session cookie and bearer JWTs), ``"cookie"`` (the cookie only:
+            no token or JWT is ever put in a response body, and bearer
+            headers are not accepted) or ``"bearer"`` (no cookie is set or
+            read).
+        login_page_url: The app's login page (a local path or an http(s)
+            URL). :attr:`page_user` sends an anonymous browser there with
+            ``?next=<page>``, and a failed browser login goes back there with
+            ``?error=invalid&next=...``.
+        redirect_default: Where a browser form post goes when its ``next``
+            is missing or not a local path.
+        login_after_register: Whether ``/register`` also logs the new user in
+            (the cookie and/or the tokens, as *transport* says).
         sessions: A session store to use instead of a
             :class:`~authcore.SessionStore` on the engine: any object with its
             methods, such as :class:`authcore.testing.InMemorySessionStore`.
@@ -109,6 +123,8 @@ class AuthCore:
             token that fails is still a 401: an API client sent it on purpose.
         transport: How the credentials travel (the cookie, the bearer header).
         origins: The CSRF (origin) check.
+        browser: How the routes answer browser form posts: *login_page_url*,
+            *redirect_default* and *login_after_register*.
         credentials: What resolves a request's credentials, behind the
             dependencies below.
         current_user: Dependency: the request's active :class:`~authcore.User`;
@@ -142,13 +158,18 @@ class AuthCore:
         users: UserBackend | None = None,
         rotation_grace: timedelta = timedelta(0),
         max_sessions_per_user: int | None = None,
+        transport: TransportMode = "both",
+        login_page_url: str | None = None,
+        redirect_default: str = "/",
+        login_after_register: bool = False,
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError("prefix must start with '/' and not end with one, or be empty")
         # Everything that can refuse its arguments runs before the engine exists.
         self.transport = Transport(
-            prefix=prefix, cookie_name=cookie_name, cookie_secure=cookie_secure
+            prefix=prefix, cookie_name=cookie_name, cookie_secure=cookie_secure, mode=transport
         )
+        self.browser = BrowserFlow(login_page_url, redirect_default, login_after_register)
         self.origins = OriginCheck(trusted_origins)
         self.jwt = JWTManager(
             secret_key, ttl=access_ttl, clock=clock, previous_secrets=previous_secret_keys
@@ -179,6 +200,7 @@ class AuthCore:
             sessions=self.sessions,
             users=self.users,
             origins=self.origins,
+            login_page_url=login_page_url,
         )
         self.principal = self.credentials.principal
         self.current_session = self.credentials.current_session
@@ -223,7 +245,8 @@ class AuthCore:
         url = None if self.engine is None else self.engine.url.render_as_string(hide_password=True)
         return (
             f"AuthCore(engine={url!r}, prefix={self.prefix!r}, "
-            f"cookie_name={self.cookie_name!r}, cookie_secure={self.cookie_secure!r})"
+            f"cookie_name={self.cookie_name!r}, cookie_secure={self.cookie_secure!r}, "
+            f"transport={self.transport.mode!r})"
         )
 
     @property
@@ -244,6 +267,26 @@ class AuthCore:
     def _require_engine(self) -> AsyncEngine:
         assert self.engine is not None  # made in __init__ whenever a store needs one
         return self.engine
+
+    @property
+    def page_user(self) -> Callable[..., Awaitable[User]]:
+        """Dependency for HTML pages: the request's active :class:`~authcore.User`.
+
+        Where :attr:`current_user` answers 401, an anonymous request (or one
+        with a stale cookie) gets ``303 See Other`` to *login_page_url* with
+        ``?next=<path and query>``, so the login form can bring the browser
+        back. 403 and 503 are as for :attr:`current_user`.
+
+        Raises:
+            ValueError: ``AuthCore(login_page_url=...)`` is not set (raised at
+                ``Depends(auth.page_user)``, when the app is defined).
+        """
+        if self.browser.login_page_url is None:
+            raise ValueError(
+                "auth.page_user needs AuthCore(login_page_url=...): "
+                "the page that anonymous visitors are sent to"
+            )
+        return self.credentials.page_user
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -268,7 +311,7 @@ class AuthCore:
     def router(self) -> APIRouter:
         """The login, logout, refresh, register and session routes, under *prefix*."""
         if self._router is None:
-            self._router = build_router(self.credentials, prefix=self.prefix)
+            self._router = build_router(self.credentials, prefix=self.prefix, browser=self.browser)
         return self._router
 
     # -- account changes that must end sessions ---------------------------------

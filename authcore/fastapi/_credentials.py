@@ -18,13 +18,18 @@ from fastapi.security import OAuth2PasswordBearer
 
 from authcore.errors import InvalidTokenError, StorageError
 from authcore.fastapi._csrf import UNSAFE_METHODS, OriginCheck
+from authcore.fastapi._forms import login_required
 from authcore.fastapi._http import Principal, csrf_refused, seconds_until, unauthorized, unavailable
 from authcore.fastapi._stores import SessionBackend, UserBackend
 from authcore.jwt import JWTManager
 from authcore.sessions import AuthSession
 from authcore.users import User
 
-__all__ = ["Credentials", "Outcome", "Transport"]
+__all__ = ["TRANSPORT_MODES", "Credentials", "Outcome", "Transport", "TransportMode"]
+
+#: How credentials travel: ``AuthCore(transport=...)``.
+TransportMode = Literal["both", "cookie", "bearer"]
+TRANSPORT_MODES: tuple[TransportMode, ...] = ("both", "cookie", "bearer")
 
 logger = logging.getLogger("authcore.fastapi")
 
@@ -36,11 +41,19 @@ class Transport:
         prefix: Where the routes live (the OAuth2 ``tokenUrl`` is ``{prefix}/login``).
         cookie_name: The session cookie's name.
         cookie_secure: Send the cookie over HTTPS only.
+        mode: ``"both"``; ``"cookie"``: the bearer header is never read (and
+            the routes put no token in a body); ``"bearer"``: the cookie is
+            never set, deleted or read.
     """
 
-    def __init__(self, *, prefix: str, cookie_name: str, cookie_secure: bool) -> None:
+    def __init__(
+        self, *, prefix: str, cookie_name: str, cookie_secure: bool, mode: TransportMode = "both"
+    ) -> None:
         if not cookie_name or not cookie_name.isascii() or not cookie_name.isprintable():
             raise ValueError("cookie_name must be a non-empty printable ASCII name")
+        if mode not in TRANSPORT_MODES:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORT_MODES)}")
+        self.mode: TransportMode = mode
         self.cookie_name = cookie_name
         self.cookie_secure = cookie_secure
         self.bearer_scheme = OAuth2PasswordBearer(
@@ -48,15 +61,27 @@ class Transport:
         )
 
     def cookie_of(self, request: Request) -> str | None:
-        """The session token in *request*'s cookie, or ``None``."""
+        """The session token in *request*'s cookie, or ``None`` (always with ``"bearer"``)."""
+        if self.mode == "bearer":
+            return None
         return request.cookies.get(self.cookie_name) or None
 
     async def bearer_of(self, request: Request) -> str | None:
-        """The token in *request*'s ``Authorization: Bearer`` header, or ``None``."""
+        """The token in *request*'s ``Authorization: Bearer`` header, or ``None``.
+
+        Always ``None`` with ``"cookie"``.
+        """
+        if self.mode == "cookie":
+            return None
         return await self.bearer_scheme(request)
 
     def set_cookie(self, response: Response, token: str, session: AuthSession) -> None:
-        """Put *token* in the session cookie, living as long as *session*."""
+        """Put *token* in the session cookie, living as long as *session*.
+
+        Does nothing with ``"bearer"``.
+        """
+        if self.mode == "bearer":
+            return
         response.set_cookie(
             self.cookie_name,
             token,
@@ -68,7 +93,9 @@ class Transport:
         )
 
     def delete_cookie(self, response: Response) -> None:
-        """Tell the browser to drop the session cookie."""
+        """Tell the browser to drop the session cookie (not with ``"bearer"``)."""
+        if self.mode == "bearer":
+            return
         response.delete_cookie(
             self.cookie_name, path="/", secure=self.cookie_secure, httponly=True, samesite="lax"
         )
@@ -109,6 +136,7 @@ class Credentials:
     current_session: Callable[..., Awaitable[AuthSession]]
     optional_session: Callable[..., Awaitable[AuthSession | None]]
     current_user: Callable[..., Awaitable[User]]
+    page_user: Callable[..., Awaitable[User]]
 
     def __init__(
         self,
@@ -118,8 +146,10 @@ class Credentials:
         sessions: SessionBackend,
         users: UserBackend,
         origins: OriginCheck,
+        login_page_url: str | None = None,
     ) -> None:
         self.transport = transport
+        self.login_page_url = login_page_url
         self.jwt = jwt
         self.sessions = sessions
         self.users = users
@@ -144,6 +174,8 @@ class Credentials:
             InvalidTokenError: the credentials are not accepted.
             StorageError: the database failed.
         """
+        if self.transport.mode == "cookie":
+            bearer = None  # bearer headers are not accepted
         if bearer is not None:
             session = await self.session_from_jwt(bearer)
             via: Literal["bearer", "cookie"] = "bearer"
@@ -169,7 +201,8 @@ class Credentials:
             try:
                 principal = await self.resolve(request, bearer)
             except InvalidTokenError:
-                return Outcome(error=unauthorized(), cookie_failed=bearer is None)
+                by_cookie = bearer is None or self.transport.mode == "cookie"
+                return Outcome(error=unauthorized(), cookie_failed=by_cookie)
             except StorageError:
                 logger.warning("authentication failed: storage unavailable", exc_info=True)
                 return Outcome(error=unavailable())
@@ -202,7 +235,19 @@ class Credentials:
         async def current_user(outcome: Annotated[Outcome, Depends(credentials)]) -> User:
             return outcome.require().user
 
+        async def page_user(
+            request: Request, outcome: Annotated[Outcome, Depends(credentials)]
+        ) -> User:
+            if outcome.principal is not None:
+                return outcome.principal.user
+            if outcome.error is not None and outcome.error.status_code != 401:
+                raise outcome.error  # 403 (CSRF) or 503: logging in again would not help
+            if self.login_page_url is None:  # AuthCore.page_user refuses to hand it out
+                raise RuntimeError("page_user needs a login_page_url")
+            raise login_required(self.login_page_url, request)
+
         self.principal = principal
         self.current_session = current_session
         self.optional_session = optional_session
         self.current_user = current_user
+        self.page_user = page_user

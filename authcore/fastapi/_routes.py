@@ -2,17 +2,30 @@
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations
 # at run time, and they name local variables.
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
 
 from authcore.errors import InvalidTokenError, PasswordPolicyError, UserExistsError
+from authcore.fastapi._browser import (
+    CREDENTIAL_RESPONSES,
+    FORM_RESPONSES,
+    NOT_YOURS,
+    BrowserFlow,
+    BrowserForm,
+    ErrorBody,
+    LoginBody,
+    RegisteredSession,
+    browser_body,
+    browser_next,
+    failed_login,
+    finish,
+)
 from authcore.fastapi._credentials import Credentials
+from authcore.fastapi._forms import body_openapi
 from authcore.fastapi._http import (
     BAD_CURRENT_PASSWORD,
     BAD_LOGIN,
-    UNAUTHORIZED_RESPONSES,
     Principal,
     http_errors,
     unauthorized,
@@ -56,23 +69,30 @@ def client_of(request: Request) -> tuple[str | None, str | None]:
     return host, request.headers.get("user-agent")
 
 
-def build_router(auth: Credentials, *, prefix: str) -> APIRouter:
+def build_router(
+    auth: Credentials, *, prefix: str, browser: BrowserFlow | None = None
+) -> APIRouter:
     """The router behind :attr:`AuthCore.router`, under *prefix*.
 
     Every route maps a credential problem to the usual 401 whenever it
     happens, also after a concurrent request revoked what the route had just
     made, and a :class:`~authcore.errors.StorageError` to a 503: a race never
-    answers 500.
+    answers 500. A browser form post (a form with ``next``) is answered with
+    a 303 instead of JSON (see :mod:`authcore.fastapi._forms`).
     """
+    flow = BrowserFlow() if browser is None else browser
     router = APIRouter(prefix=prefix, tags=["auth"])
     CurrentPrincipal = Annotated[Principal, Depends(auth.principal)]
     Bearer = Annotated[str | None, Depends(auth.transport.bearer_scheme)]
     transport = auth.transport
+    cookie_only = transport.mode == "cookie"  # no token ever goes into a body
 
     def token_pair(response: Response, issued: IssuedSession) -> TokenPair:
         """The JWT + refresh token answer for a session just made; sets the cookie."""
         session = issued.session
         transport.set_cookie(response, issued.token, session)
+        if cookie_only:  # never sent: the routes answer without the tokens
+            return TokenPair(access_token="", expires_in=0, refresh_token="")
         access = auth.jwt.issue(session.user_id, session_id=session.id)
         return TokenPair(
             access_token=access,
@@ -84,9 +104,27 @@ def build_router(auth: Credentials, *, prefix: str) -> APIRouter:
         user = await auth.users.get_user(user_id)
         return user if user is not None and user.is_active else None
 
-    @router.post("/register", status_code=status.HTTP_201_CREATED, responses={409: {}})
-    async def register(body: Registration) -> UserInfo:
-        """Create an account. 409 when the username is taken (case-insensitive)."""
+    with_tokens = flow.login_after_register and not cookie_only
+
+    @router.post(
+        "/register",
+        status_code=status.HTTP_201_CREATED,
+        response_model=RegisteredSession if with_tokens else UserInfo,
+        responses={
+            **FORM_RESPONSES,
+            409: {"description": "The username is taken", "model": ErrorBody},
+        },
+        openapi_extra=body_openapi(Registration),
+    )
+    async def register(request: Request, response: Response) -> Any:
+        """Create an account. 409 when the username is taken (case-insensitive).
+
+        JSON or a form. With ``login_after_register`` the new user is also
+        logged in (the cookie, and the tokens unless the transport is
+        ``"cookie"``). A browser form with ``next`` is sent on with a 303.
+        """
+        form = await browser_body(auth.origins, request, Registration)
+        body = form.value
         async with http_errors():
             try:
                 user = await auth.users.create_user(body.username, body.password)
@@ -96,32 +134,50 @@ def build_router(auth: Credentials, *, prefix: str) -> APIRouter:
                 ) from None
             except (PasswordPolicyError, ValueError, TypeError) as exc:
                 raise unprocessable(exc) from None
-        return UserInfo(id=user.id, username=user.username)
+            info = UserInfo(id=user.id, username=user.username)
+            if flow.login_after_register:
+                await revoke_presented(request)
+                ip, user_agent = client_of(request)
+                issued = await auth.sessions.issue_session(user.id, ip=ip, user_agent=user_agent)
+                pair = token_pair(response, issued)
+                if with_tokens:
+                    info = RegisteredSession(**info.model_dump(), **pair.model_dump())
+        return finish(flow, form.next, response, info)
 
-    @router.post("/login", responses=UNAUTHORIZED_RESPONSES)
-    async def login(
-        request: Request,
-        response: Response,
-        form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    ) -> TokenPair:
-        """Log in with a username and password (an OAuth2 password form).
+    @router.post(
+        "/login",
+        response_model=UserInfo if cookie_only else TokenPair,
+        responses=FORM_RESPONSES,
+        openapi_extra=body_openapi(LoginBody),
+    )
+    async def login(request: Request, response: Response) -> Any:
+        """Log in with a username and password: an OAuth2 password form, or JSON.
 
         Returns a JWT access token and the refresh (session) token, and sets the
-        session cookie. A session presented with the request (cookie or
-        bearer) is revoked first: a login always starts a new session.
+        session cookie (with ``transport="cookie"``: the cookie and the user,
+        no token). A session presented with the request (cookie or bearer) is
+        revoked first: a login always starts a new session. A browser form
+        with ``next`` is sent there with a 303; when the login fails, back to
+        ``login_page_url?error=invalid&next=...`` (when set).
         """
         auth.origins.check(request)  # login CSRF: a cross-site form must not log you in
+        form = await browser_body(auth.origins, request, LoginBody)
         async with http_errors():
             try:
-                user = await auth.users.authenticate(form.username, form.password)
+                user = await auth.users.authenticate(form.value.username, form.value.password)
             except PasswordPolicyError:
                 user = None  # e.g. an over-long password: the same answer as a wrong one
             if user is None:
+                back = failed_login(flow, form.next)
+                if back is not None:
+                    return back
                 raise unauthorized(BAD_LOGIN)
             await revoke_presented(request)
             ip, user_agent = client_of(request)
             issued = await auth.sessions.issue_session(user.id, ip=ip, user_agent=user_agent)
-        return token_pair(response, issued)
+        pair = token_pair(response, issued)
+        answer = UserInfo(id=user.id, username=user.username) if cookie_only else pair
+        return finish(flow, form.next, response, answer)
 
     async def revoke_presented(request: Request) -> None:
         """Revoke the session a login request came with (session fixation)."""
@@ -137,31 +193,74 @@ def build_router(auth: Credentials, *, prefix: str) -> APIRouter:
             if isinstance(claims.get("sid"), str):
                 await auth.sessions.revoke_session(claims["sub"], claims["sid"])
 
-    @router.post("/refresh", responses=UNAUTHORIZED_RESPONSES)
-    async def refresh(body: Refresh, response: Response) -> TokenPair:
-        """Rotate a refresh token: a new pair, the old refresh token revoked.
-
-        Presenting a refresh token that was already rotated is treated as theft:
-        401, and every session of that rotation family is revoked (unless the
-        app allows a ``rotation_grace``, for two tabs refreshing at once).
-        """
+    async def rotated(old: str, response: Response) -> TokenPair:
         async with http_errors():
-            issued = await auth.sessions.rotate_session(body.refresh_token)
+            issued = await auth.sessions.rotate_session(old)
             if await active_user(issued.session.user_id) is None:
                 await auth.sessions.revoke(issued.token)
                 raise unauthorized()
         return token_pair(response, issued)
 
+    if cookie_only:
+
+        @router.post(
+            "/refresh",
+            status_code=status.HTTP_204_NO_CONTENT,
+            response_model=None,
+            responses=CREDENTIAL_RESPONSES,
+        )
+        async def refresh_cookie(request: Request, response: Response) -> None:
+            """Rotate the session cookie: a new one is set, the old one revoked.
+
+            Presenting a cookie that was already rotated is treated as theft:
+            401, and every session of that rotation family is revoked (unless
+            the app allows a ``rotation_grace``).
+            """
+            token = transport.cookie_of(request)
+            if token is None:
+                raise unauthorized()
+            auth.origins.check(request)  # a cookie-authenticated unsafe request
+            await rotated(token, response)
+
+    else:
+
+        @router.post(
+            "/refresh",
+            responses={
+                **CREDENTIAL_RESPONSES,
+                400: {"description": "The body could not be decoded", "model": ErrorBody},
+            },
+        )
+        async def refresh(body: Refresh, response: Response) -> TokenPair:
+            """Rotate a refresh token: a new pair, the old refresh token revoked.
+
+            Presenting a refresh token that was already rotated is treated as
+            theft: 401, and every session of that rotation family is revoked
+            (unless the app allows a ``rotation_grace``, for two tabs
+            refreshing at once).
+            """
+            return await rotated(body.refresh_token, response)
+
+    no_body = body_openapi(BrowserForm, required=False)
+
     @router.post(
-        "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED_RESPONSES
+        "/logout",
+        status_code=status.HTTP_204_NO_CONTENT,
+        response_model=None,
+        responses=FORM_RESPONSES,
+        openapi_extra=no_body,
     )
-    async def logout(request: Request, response: Response, bearer: Bearer) -> None:
+    async def logout(request: Request, response: Response, bearer: Bearer) -> Any:
         """End the current session and clear the session cookie.
 
         With the session cookie, logging out a token that a concurrent
         ``/refresh`` has just rotated away ends the session made by that
-        refresh too. 401 when the credentials name no active session.
+        refresh too. 401 when the credentials name no active session. A
+        browser form with ``next`` is sent there with a 303.
         """
+        next_page = await browser_next(auth.origins, request)
+        if cookie_only:
+            bearer = None  # bearer headers are not accepted
         async with http_errors():
             if bearer is not None:  # the header wins, as in the dependencies
                 session = await auth.session_from_jwt(bearer)
@@ -177,17 +276,24 @@ def build_router(auth: Credentials, *, prefix: str) -> APIRouter:
             if not ended:
                 raise unauthorized()
         transport.delete_cookie(response)
+        return finish(flow, next_page, response, None)
 
-    @router.post("/logout-all", responses=UNAUTHORIZED_RESPONSES)
-    async def logout_all(principal: CurrentPrincipal) -> Revoked:
-        """Revoke every other session of the user; the current one stays."""
+    @router.post(
+        "/logout-all", response_model=Revoked, responses=FORM_RESPONSES, openapi_extra=no_body
+    )
+    async def logout_all(principal: CurrentPrincipal, request: Request) -> Any:
+        """Revoke every other session of the user; the current one stays.
+
+        A browser form with ``next`` is sent there with a 303.
+        """
+        next_page = await browser_next(auth.origins, request)
         async with http_errors():
             revoked = await auth.sessions.revoke_all(
                 principal.user.id, except_session_id=principal.session.id
             )
-        return Revoked(revoked=revoked)
+        return finish(flow, next_page, Response(), Revoked(revoked=revoked))
 
-    @router.get("/sessions", responses=UNAUTHORIZED_RESPONSES)
+    @router.get("/sessions", responses=CREDENTIAL_RESPONSES)
     async def list_sessions(
         principal: CurrentPrincipal,
         limit: Annotated[
@@ -203,12 +309,33 @@ def build_router(auth: Credentials, *, prefix: str) -> APIRouter:
     @router.delete(
         "/sessions/{session_id}",
         status_code=status.HTTP_204_NO_CONTENT,
-        responses={**UNAUTHORIZED_RESPONSES, 404: {"description": "Not one of your sessions"}},
+        responses={**CREDENTIAL_RESPONSES, **NOT_YOURS},
     )
     async def revoke_session(
         session_id: str, principal: CurrentPrincipal, response: Response
     ) -> None:
         """Revoke one of the caller's sessions by its id. 404 when it is not theirs."""
+        await revoke_one(session_id, principal, response)
+
+    @router.post(
+        "/sessions/{session_id}/revoke",
+        status_code=status.HTTP_204_NO_CONTENT,
+        response_model=None,
+        responses={**FORM_RESPONSES, **NOT_YOURS},
+        openapi_extra=no_body,
+    )
+    async def revoke_session_form(
+        session_id: str, principal: CurrentPrincipal, request: Request, response: Response
+    ) -> Any:
+        """``DELETE /sessions/{id}`` for HTML forms, which cannot send a DELETE.
+
+        A browser form with ``next`` is sent there with a 303.
+        """
+        next_page = await browser_next(auth.origins, request)
+        await revoke_one(session_id, principal, response)
+        return finish(flow, next_page, response, None)
+
+    async def revoke_one(session_id: str, principal: Principal, response: Response) -> None:
         async with http_errors():
             revoked = await auth.sessions.revoke_session(principal.user.id, session_id)
         if not revoked:
@@ -218,18 +345,26 @@ def build_router(auth: Credentials, *, prefix: str) -> APIRouter:
 
     @router.post(
         "/password",
-        responses={**UNAUTHORIZED_RESPONSES, 400: {"description": "Wrong current password"}},
+        response_model=PasswordChanged,
+        responses={
+            **FORM_RESPONSES,
+            400: {"description": "Wrong current password", "model": ErrorBody},
+        },
+        openapi_extra=body_openapi(PasswordChange),
     )
     async def change_password(
-        body: PasswordChange, principal: CurrentPrincipal, response: Response
-    ) -> PasswordChanged:
+        principal: CurrentPrincipal, request: Request, response: Response
+    ) -> Any:
         """Change the password and sign out every other session.
 
         A cookie session is rotated (the new token comes in ``Set-Cookie``); a
         bearer session is kept, so its access token goes on working. When a
         concurrent request ended the cookie session meanwhile, the password
         is still changed, ``rotated`` is false and the cookie is cleared.
+        JSON or a form; a browser form with ``next`` is sent there with a 303.
         """
+        form = await browser_body(auth.origins, request, PasswordChange)
+        body = form.value
         user, session = principal.user, principal.session
         async with http_errors():
             try:
@@ -252,9 +387,10 @@ def build_router(auth: Credentials, *, prefix: str) -> APIRouter:
                     transport.delete_cookie(response)
         if issued is not None:
             transport.set_cookie(response, issued.token, issued.session)
-        return PasswordChanged(revoked=revoked, rotated=issued is not None)
+        changed = PasswordChanged(revoked=revoked, rotated=issued is not None)
+        return finish(flow, form.next, response, changed)
 
-    @router.get("/me", responses=UNAUTHORIZED_RESPONSES)
+    @router.get("/me", responses=CREDENTIAL_RESPONSES)
     async def me(principal: CurrentPrincipal) -> UserInfo:
         """The caller's account."""
         return UserInfo(id=principal.user.id, username=principal.user.username)
