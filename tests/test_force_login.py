@@ -12,7 +12,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from authcore import User, create_schema, dispose_engine
+from authcore import IssuedSession, User, create_schema, dispose_engine
 from authcore.fastapi import AuthCore
 from authcore.testing import FakeClock, async_force_login, fast_hasher, force_login
 
@@ -75,15 +75,15 @@ def assert_session_cookie(cookie: Cookie, auth: AuthCore, token: str, *, secure:
 def record_loops(
     auth: AuthCore, monkeypatch: pytest.MonkeyPatch
 ) -> list[asyncio.AbstractEventLoop]:
-    """The event loop of each ``create_session`` call, from now on."""
+    """The event loop of each ``issue_session`` call, from now on."""
     loops: list[asyncio.AbstractEventLoop] = []
-    create = auth.sessions.create_session
+    issue = auth.sessions.issue_session
 
-    async def recording(*args: Any, **kwargs: Any) -> str:
+    async def recording(*args: Any, **kwargs: Any) -> IssuedSession:
         loops.append(asyncio.get_running_loop())
-        return await create(*args, **kwargs)
+        return await issue(*args, **kwargs)
 
-    monkeypatch.setattr(auth.sessions, "create_session", recording)
+    monkeypatch.setattr(auth.sessions, "issue_session", recording)
     return loops
 
 
