@@ -56,7 +56,7 @@ async def storage_as_503() -> AsyncIterator[None]:
 
 def unprocessable(exc: ValueError | TypeError) -> HTTPException:
     """A 422 carrying the policy's message (which never contains the password)."""
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc))
+    return HTTPException(422, detail=str(exc))  # no HTTP_422_UNPROCESSABLE_CONTENT before 0.48
 
 
 def client_of(request: Request) -> tuple[str | None, str | None]:
