@@ -123,15 +123,17 @@ def exercise_app(app: Any) -> None:
             assert reply.status_code == 200, f"GET {path}: {reply.status_code} {reply.text}"
 
 
-def run_as_test_module(example: CodeExample, folder: Path) -> None:
+def run_as_test_module(example: CodeExample, folder: Path, config: pytest.Config) -> None:
     # A reader's project: pytest-asyncio in its default (strict) mode, the loop scope
     # set (pytest-asyncio warns when it is not, and warnings are errors here).
     (folder / "pytest.ini").write_text(
         "[pytest]\nasyncio_default_fixture_loop_scope = function\n", encoding="utf-8"
     )
     (folder / "test_docs_block.py").write_text(example.source, encoding="utf-8")
+    # This run's own -W options (e.g. the floors gate's) apply to the block's run too.
+    ignored = [f"-W{option}" for option in config.getoption("pythonwarnings") or []]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", *ignored],
         cwd=folder,
         capture_output=True,
         text=True,
@@ -145,7 +147,10 @@ def run_as_test_module(example: CodeExample, folder: Path) -> None:
 
 @pytest.mark.parametrize("example", RUNNABLE)
 def test_python_block_runs(
-    example: CodeExample, eval_example: EvalExample, in_empty_folder: Path
+    example: CodeExample,
+    eval_example: EvalExample,
+    in_empty_folder: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     snippet = SNIPPET.match(example.source.strip())
     if snippet:
@@ -154,7 +159,7 @@ def test_python_block_runs(
         assert included.parent == ROOT / "examples"  # run by tests/test_examples.py
         return
     if re.search(r"^(async )?def test_", example.source, re.M):
-        run_as_test_module(example, in_empty_folder)
+        run_as_test_module(example, in_empty_folder, request.config)
         return
     namespace = eval_example.run(example)
     if "app" in namespace:
