@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nox
 
-PYTHONS = ["3.11", "3.12", "3.13"]
+PYTHONS = ["3.11", "3.12", "3.13", "3.14"]
 ROOT = Path(__file__).resolve().parent
 
 nox.options.sessions = ["tests"]

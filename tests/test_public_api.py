@@ -136,8 +136,8 @@ def test_readme_quick_start_is_the_two_commands() -> None:
 
 def test_readme_usage_example_runs(tmp_path: Path) -> None:
     blocks = FENCE.findall(README.read_text(encoding="utf-8"))
-    python = [body for language, body in blocks if language == "python"]
-    assert python, "README has no python example"
+    python = [body for language, body in blocks if language == "python" and "SessionStore(" in body]
+    assert python, "README has no SessionStore example"
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", python[0]],
         cwd=tmp_path,

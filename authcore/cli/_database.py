@@ -14,6 +14,7 @@ from authcore.config import ConfigError, Settings, load_settings, safe_url
 from authcore.errors import AuthError
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from authcore.sessions import SessionStore
@@ -52,8 +53,13 @@ def _password_of(url: str) -> str | None:
     return None if password is None else str(password)
 
 
-def _existing_only(url: str) -> str:
-    """*url*, changed so that SQLite opens the file read-write but never creates it."""
+def _existing_only(url: str) -> str | URL:
+    """*url*, changed so that SQLite opens the file read-write but never creates it.
+
+    A SQLite file comes back as a :class:`~sqlalchemy.engine.URL` object, never
+    rendered to text: SQLAlchemy 2.0 renders a URI filename unescaped, and the
+    re-parsed URL would lose its ``?mode=rw``.
+    """
     from sqlalchemy.engine import make_url
 
     path = _sqlite_file(url)
@@ -65,9 +71,7 @@ def _existing_only(url: str) -> str:
         )
     parsed = make_url(url)
     query = {**parsed.query, "uri": "true"}
-    return parsed.set(database=f"{path.resolve().as_uri()}?mode=rw", query=query).render_as_string(
-        hide_password=False
-    )
+    return parsed.set(database=f"{path.resolve().as_uri()}?mode=rw", query=query)
 
 
 @asynccontextmanager
