@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
@@ -74,6 +75,8 @@ def make_app() -> Any:
     engine = app.state.auth.engine
     if os.environ.get("BENCH_NO_PRE_PING"):  # what pool_pre_ping costs (measurement only)
         engine.sync_engine.pool._pre_ping = False
+    if os.environ.get("BENCH_POOL_SIZE"):  # keep that many idle (measurement only)
+        engine.sync_engine.pool._pool.maxsize = int(os.environ["BENCH_POOL_SIZE"])
     inline = {"max": 0.0}  # the longest inline SQLite read: what the hot path holds the loop
     fetch = _fast._InlineReader.fetch
 
@@ -87,7 +90,7 @@ def make_app() -> Any:
     _fast._InlineReader.fetch = timed_fetch  # type: ignore[method-assign]
     sessions = metadata.tables["authcore_sessions"]
     floor_query = select(sessions.c.id, sessions.c.user_id)
-    stall = {"wall": 0.0, "callback": 0.0}
+    stall = {"wall": 0.0, "callback": 0.0, "gc": 0.0}
     run = asyncio.events.Handle._run
 
     def timed_run(self: asyncio.Handle) -> None:
@@ -100,6 +103,15 @@ def make_app() -> Any:
             stall["callback"] = max(stall["callback"], time.thread_time() - start)
 
     asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
+    gc_started = [0.0]
+
+    def gc_pause(phase: str, _info: dict[str, int]) -> None:  # the garbage collector's pauses
+        if phase == "start":
+            gc_started[0] = time.thread_time()
+        else:
+            stall["gc"] = max(stall["gc"], time.thread_time() - gc_started[0])
+
+    gc.callbacks.append(gc_pause)
     monitor: list[asyncio.Task[None]] = []
 
     async def watch() -> None:
@@ -133,7 +145,7 @@ def make_app() -> Any:
     async def read_stall() -> dict[str, float]:
         values = {key: value * 1000 for key, value in stall.items()}
         values["inline"] = inline["max"] * 1000
-        stall.update(wall=0.0, callback=0.0)
+        stall.update(wall=0.0, callback=0.0, gc=0.0)
         inline["max"] = 0.0
         return values
 
@@ -245,7 +257,9 @@ def bench(urls: tuple[str, str | None], args: argparse.Namespace) -> dict[str, l
                 rps, p99 = wrk(url, header, args.seconds, args.connections)
                 stall = get_json(f"{base}/stall")
                 results[name].append(
-                    Figures(rps, p99, stall["wall"], stall["callback"], stall["inline"])
+                    Figures(
+                        rps, p99, stall["wall"], stall["callback"], stall["gc"], stall["inline"]
+                    )
                 )
         return results
 
@@ -258,6 +272,7 @@ class Figures:
     p99: float  # ms
     stall_wall: float  # ms: the longest a 1 ms sleep of the authcore server overslept
     stall_callback: float  # ms: the longest one callback ran (CPU time of the loop's thread)
+    gc: float  # ms: the longest pause of the garbage collector
     inline: float  # ms: the longest inline SQLite read
 
 
@@ -265,17 +280,17 @@ def report(backend: str, results: dict[str, list[Figures]]) -> None:
     ping = [f.rps for f in results[ROUTES[0]]]
     print(f"\n{backend}: medians of {len(ping)} rounds; stalls (ms): the longest over the rounds")
     print(f"  {'route':<22} {'req/s':>7} {'/no-auth':>8} {'p99 ms':>7}"
-          f" {'loop late':>9} {'callback':>10} {'inline read':>11}")  # fmt: skip
+          f" {'loop late':>9} {'callback':>8} {'gc':>5} {'inline':>6}")  # fmt: skip
     for name, runs in results.items():
         rps = statistics.median(f.rps for f in runs)
         ratio = statistics.median(f.rps / p for f, p in zip(runs, ping, strict=True))
         p99 = statistics.median(f.p99 for f in runs)
-        stalls = ["-"] * 3
+        stalls = ["-"] * 4
         if name != ROUTES[4]:
             stalls = [f"{max(getattr(f, key) for f in runs):.1f}"
-                      for key in ("stall_wall", "stall_callback", "inline")]  # fmt: skip
+                      for key in ("stall_wall", "stall_callback", "gc", "inline")]  # fmt: skip
         print(f"  {name:<22} {rps:>7,.0f} {ratio:>8.2f} {p99:>7.1f}"
-              f" {stalls[0]:>9} {stalls[1]:>10} {stalls[2]:>11}")  # fmt: skip
+              f" {stalls[0]:>9} {stalls[1]:>8} {stalls[2]:>5} {stalls[3]:>6}")  # fmt: skip
     if ROUTES[4] in results:
         fu = [f.rps for f in results[ROUTES[4]]]
         for name in ROUTES[2:4]:
