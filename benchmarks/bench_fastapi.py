@@ -18,8 +18,11 @@ in a rotated order, wrk (``apt install wrk``) drives:
 
 Reported: the median of each route's requests/s over the rounds, the median
 of its per-round ratio to the same round's ``/ping``, its median p99 latency,
-and the longest event-loop stall the authcore server saw while serving (a task
-that sleeps 1 ms in a loop and records how late it wakes). The database is a
+and, measured in the authcore server while wrk drove that route: the longest
+single event-loop callback (CPU time of the loop's thread), the longest
+garbage collector pause, the longest inline SQLite read, and how late a 1 ms
+sleep woke up. ``--no-pre-ping`` turns authcore's ``pool_pre_ping`` off, to
+see what it costs (a measurement only). The database is a
 SQLite file in a temporary folder, and with ``--postgres`` also a throwaway
 PostgreSQL started from the test suite's helper.
 """
@@ -68,8 +71,12 @@ def make_app() -> Any:
     from fastapi_app import create_app
     from sqlalchemy import select
 
+    from authcore import db as _fast  # replaced below when the hot path's module is there
     from authcore import hash_token
-    from authcore.db import _fast, metadata
+    from authcore.db import metadata
+
+    with contextlib.suppress(ImportError):
+        from authcore.db import _fast
 
     app = create_app(os.environ["AUTHCORE_DATABASE_URL"], SECRET)
     engine = app.state.auth.engine
@@ -78,16 +85,18 @@ def make_app() -> Any:
     if os.environ.get("BENCH_POOL_SIZE"):  # keep that many idle (measurement only)
         engine.sync_engine.pool._pool.maxsize = int(os.environ["BENCH_POOL_SIZE"])
     inline = {"max": 0.0}  # the longest inline SQLite read: what the hot path holds the loop
-    fetch = _fast._InlineReader.fetch
+    reader = getattr(_fast, "_InlineReader", None)  # absent before authcore 0.3's hot path
+    if reader is not None:
+        fetch = reader.fetch
 
-    def timed_fetch(self: Any, sql: str, args: tuple[Any, ...]) -> Any:
-        start = time.thread_time()  # CPU time: what the loop spent, preemption left out
-        try:
-            return fetch(self, sql, args)
-        finally:
-            inline["max"] = max(inline["max"], time.thread_time() - start)
+        def timed_fetch(self: Any, sql: str, args: tuple[Any, ...]) -> Any:
+            start = time.thread_time()  # CPU time: what the loop spent, preemption left out
+            try:
+                return fetch(self, sql, args)
+            finally:
+                inline["max"] = max(inline["max"], time.thread_time() - start)
 
-    _fast._InlineReader.fetch = timed_fetch  # type: ignore[method-assign]
+        reader.fetch = timed_fetch
     sessions = metadata.tables["authcore_sessions"]
     floor_query = select(sessions.c.id, sessions.c.user_id)
     stall = {"wall": 0.0, "callback": 0.0, "gc": 0.0}

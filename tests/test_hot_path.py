@@ -300,3 +300,19 @@ def test_one_statement_per_request_on_postgres(
             sql = [q for q in queries if q.strip().rstrip(";").upper() not in ping]
             assert len(sql) == 1, queries
             assert "JOIN authcore_users" in sql[0]
+
+
+def test_the_joined_read_returns_every_field_of_a_user() -> None:
+    from authcore import User
+    from authcore.sessions._sql_joined import USER_FIELDS
+
+    assert set(USER_FIELDS) == set(User.__dataclass_fields__)
+
+
+def test_the_inline_reader_never_creates_a_database_file(tmp_path: Path) -> None:
+    from authcore.db._fast import _InlineReader
+
+    path = tmp_path / "absent.db"
+    reader = _InlineReader(str(path), uri=False)
+    assert reader.fetch("SELECT 1", ()) is None
+    assert not path.exists()

@@ -26,6 +26,7 @@ SQLAlchemy would return them.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import weakref
@@ -65,7 +66,9 @@ class _InlineReader:
         self.lock = threading.Lock()
         self.connection: sqlite3.Connection | None = None
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self) -> sqlite3.Connection | None:
+        if not self.uri and not os.path.exists(self.database):
+            return None  # never create the file: the engine does, on its first connection
         connection = sqlite3.connect(
             self.database, uri=self.uri, check_same_thread=False, isolation_level=None
         )
@@ -84,6 +87,8 @@ class _InlineReader:
         try:
             if self.connection is None:
                 self.connection = self._open()
+                if self.connection is None:
+                    return None
             return self.connection.execute(sql, args).fetchall()
         except sqlite3.Error:
             return None  # busy, locked, no table yet...: the async path reports it properly
