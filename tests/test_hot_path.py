@@ -316,3 +316,48 @@ def test_the_inline_reader_never_creates_a_database_file(tmp_path: Path) -> None
     reader = _InlineReader(str(path), uri=False)
     assert reader.fetch("SELECT 1", ()) is None
     assert not path.exists()
+
+
+def test_two_event_loops_in_two_threads_read_at_once(tmp_path: Path) -> None:
+    """The inline connection is used by one thread at a time; the other reads the ordinary way."""
+    import asyncio
+
+    from authcore import create_schema
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'loops.db'}"
+
+    async def setup() -> str:
+        engine = create_engine(url)
+        await create_schema(engine)
+        token = (await SessionStore(engine).issue_session("alice")).token
+        await dispose_engine(engine)
+        return token
+
+    token = asyncio.run(setup())
+    engine = create_engine(url)
+    store = SessionStore(engine, touch_interval=timedelta(days=1))
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    async def read_many() -> int:
+        found = 0
+        for _ in range(300):
+            session, _user = await store.validate_with_user(token)
+            found += session.user_id == "alice"
+        await dispose_engine(engine)  # this loop's connections, if any
+        return found
+
+    def in_a_thread() -> None:
+        try:
+            results.append(asyncio.run(read_many()))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=in_a_thread) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    assert results == [300, 300]
+    close_inline_reader(engine.sync_engine)
