@@ -1,51 +1,162 @@
 """Requests per second of a protected FastAPI route under uvicorn, measured with wrk.
 
-    python benchmarks/bench_fastapi.py [--seconds 10] [--connections 32] [--postgres]
+    python benchmarks/bench_fastapi.py [--seconds 5] [--rounds 3] [--connections 32]
+        [--postgres] [--fu /tmp/fu/bin/python]
 
-Serves the example app (``examples/fastapi_app.py``) plus an unprotected
-``/ping`` with one uvicorn worker on 127.0.0.1, logs a user in, and drives
-three routes with wrk (``apt install wrk``) side by side:
+Serves, each with one uvicorn worker on 127.0.0.1, the example app
+(``examples/fastapi_app.py``) with two extra routes, and (with ``--fu``, the
+Python of a virtualenv holding fastapi-users 15, see ``fu_app.py``)
+fastapi-users with its DatabaseStrategy. Then, round after round, each round
+in a rotated order, wrk (``apt install wrk``) drives:
 
-- ``/ping``: no authentication (the framework's floor);
-- ``/notes`` with ``Authorization: Bearer <JWT>``: JWT verification, the
-  session looked up by its ``sid``, and the user loaded;
-- ``/notes`` with the session cookie: the session token validated.
+- ``/ping``: no authentication (the framework's ceiling);
+- ``/floor``: one raw SQLAlchemy Core select of the session by its token's
+  digest, on the same app (a minimal hand-written check);
+- ``/notes`` with ``Authorization: Bearer <JWT>``: authcore's ``current_user``;
+- ``/notes`` with the session cookie: the same, by cookie;
+- fastapi-users' ``/notes`` behind ``current_user(active=True)``.
 
-The database is a SQLite file in a temporary folder, or with ``--postgres`` a
-throwaway PostgreSQL started from the test suite's helper.
+Reported: the median of each route's requests/s over the rounds, the median
+of its per-round ratio to the same round's ``/ping``, its median p99 latency,
+and, measured in the authcore server while wrk drove that route: the longest
+single event-loop callback (CPU time of the loop's thread), the longest
+garbage collector pause, the longest inline SQLite read, and how late a 1 ms
+sleep woke up. ``--no-pre-ping`` turns authcore's ``pool_pre_ping`` off, to
+see what it costs (a measurement only). The database is a
+SQLite file in a temporary folder, and with ``--postgres`` also a throwaway
+PostgreSQL started from the test suite's helper.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import gc
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastapi import Request, Response  # module level: FastAPI resolves the annotations
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "benchmark-secret-key-that-is-long-enough-0123"
+ROUTES = (
+    "no auth",
+    "floor (1 Core select)",
+    "authcore bearer",
+    "authcore cookie",
+    "fastapi-users db",
+)
 
 
 def make_app() -> Any:
-    """The uvicorn factory: the example app and an unauthenticated /ping."""
+    """The uvicorn factory: the example app, an unauthenticated /ping, the /floor and /stall."""
     sys.path.insert(0, str(ROOT / "examples"))
     from fastapi_app import create_app
+    from sqlalchemy import select
+
+    from authcore import db as _fast  # replaced below when the hot path's module is there
+    from authcore import hash_token
+    from authcore.db import metadata
+
+    with contextlib.suppress(ImportError):
+        from authcore.db import _fast
 
     app = create_app(os.environ["AUTHCORE_DATABASE_URL"], SECRET)
+    engine = app.state.auth.engine
+    if os.environ.get("BENCH_NO_PRE_PING"):  # what pool_pre_ping costs (measurement only)
+        engine.sync_engine.pool._pre_ping = False
+    if os.environ.get("BENCH_POOL_SIZE"):  # keep that many idle (measurement only)
+        engine.sync_engine.pool._pool.maxsize = int(os.environ["BENCH_POOL_SIZE"])
+    inline = {"max": 0.0}  # the longest inline SQLite read: what the hot path holds the loop
+    reader = getattr(_fast, "_InlineReader", None)  # absent before authcore 0.3's hot path
+    if reader is not None:
+        fetch = reader.fetch
+
+        def timed_fetch(self: Any, sql: str, args: tuple[Any, ...]) -> Any:
+            start = time.thread_time()  # CPU time: what the loop spent, preemption left out
+            try:
+                return fetch(self, sql, args)
+            finally:
+                inline["max"] = max(inline["max"], time.thread_time() - start)
+
+        reader.fetch = timed_fetch
+    sessions = metadata.tables["authcore_sessions"]
+    floor_query = select(sessions.c.id, sessions.c.user_id)
+    stall = {"wall": 0.0, "callback": 0.0, "gc": 0.0}
+    run = asyncio.events.Handle._run
+
+    def timed_run(self: asyncio.Handle) -> None:
+        # The longest single callback, in the loop thread's CPU time (preemption by
+        # other processes left out): the event loop's longest stall of its own making.
+        start = time.thread_time()
+        try:
+            run(self)
+        finally:
+            stall["callback"] = max(stall["callback"], time.thread_time() - start)
+
+    asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
+    gc_started = [0.0]
+
+    def gc_pause(phase: str, _info: dict[str, int]) -> None:  # the garbage collector's pauses
+        if phase == "start":
+            gc_started[0] = time.thread_time()
+        else:
+            stall["gc"] = max(stall["gc"], time.thread_time() - gc_started[0])
+
+    gc.callbacks.append(gc_pause)
+    monitor: list[asyncio.Task[None]] = []
+
+    async def watch() -> None:
+        # How late a 1 ms sleep wakes up: every callback ready before it runs
+        # first (32 connections' worth), and on a loaded machine the process
+        # also waits for a CPU.
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.001)
+            stall["wall"] = max(stall["wall"], loop.time() - before - 0.001)
 
     @app.get("/ping")
     async def ping() -> dict[str, str]:
+        if not monitor:
+            monitor.append(asyncio.create_task(watch()))
         return {"pong": "ok"}
+
+    @app.get("/floor")
+    async def floor(request: Request) -> Any:
+        token = request.cookies.get("authcore_session", "")
+        digest = hash_token(token)
+        query = floor_query.where(sessions.c.token_hash == digest)
+        async with engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return Response(status_code=401)
+        return {"session": row.id}
+
+    @app.get("/stall")
+    async def read_stall() -> dict[str, float]:
+        values = {key: value * 1000 for key, value in stall.items()}
+        values["inline"] = inline["max"] * 1000
+        stall.update(wall=0.0, callback=0.0, gc=0.0)
+        inline["max"] = 0.0
+        return values
 
     return app
 
@@ -62,27 +173,32 @@ def post(url: str, data: bytes, content_type: str) -> Any:
         return json.loads(response.read())
 
 
-def wrk(url: str, header: str | None, seconds: int, connections: int) -> float:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url]
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return json.loads(response.read())
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, header: str | None, seconds: int, connections: int) -> tuple[float, float]:
+    """Requests/s and p99 latency in ms."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if header:
         command[1:1] = ["-H", header]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in out:
+    if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"wrk saw failed responses:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    assert rps, out
+    assert p99, out
+    return float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)]
 
 
-def bench(database_url: str, seconds: int, connections: int) -> dict[str, float]:
-    port = free_port()
-    env = {**os.environ, "AUTHCORE_DATABASE_URL": database_url}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench_fastapi:make_app", "--factory",
-         "--app-dir", str(ROOT / "benchmarks"), "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        env=env,
-    )  # fmt: skip
+@contextmanager
+def serve(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    server = subprocess.Popen(command, env={**os.environ, **env})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -92,55 +208,135 @@ def bench(database_url: str, seconds: int, connections: int) -> dict[str, float]
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("uvicorn did not start") from None
+                    raise SystemExit(f"{command[0]} did not start") from None
                 time.sleep(0.1)
-        account = {"username": "bench", "password": "benchmark passphrase"}
-        post(f"{base}/auth/register", json.dumps(account).encode(), "application/json")
-        pair = post(f"{base}/auth/login", urllib.parse.urlencode(account).encode(),
-                    "application/x-www-form-urlencoded")  # fmt: skip
-        wrk(f"{base}/ping", None, 2, connections)  # warm-up
-        return {
-            "/ping (no auth)": wrk(f"{base}/ping", None, seconds, connections),
-            "/notes (bearer JWT)": wrk(
-                f"{base}/notes",
-                f"Authorization: Bearer {pair['access_token']}",
-                seconds,
-                connections,
-            ),
-            "/notes (session cookie)": wrk(
-                f"{base}/notes",
-                f"Cookie: authcore_session={pair['refresh_token']}",
-                seconds,
-                connections,
-            ),
-        }
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
+def uvicorn(python: str, target: str, app_dir: Path, port: int, factory: bool) -> list[str]:
+    command = [python, "-m", "uvicorn", target, "--app-dir", str(app_dir)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    command += ["--no-access-log"]
+    return [*command, "--factory"] if factory else command
+
+
+def bench(urls: tuple[str, str | None], args: argparse.Namespace) -> dict[str, list[Figures]]:
+    """Per route, its figures in every round."""
+    authcore_url, fu_url = urls
+    port, fu_port = free_port(), free_port()
+    with contextlib.ExitStack() as stack:
+        env = {"AUTHCORE_DATABASE_URL": authcore_url}
+        if args.no_pre_ping:
+            env["BENCH_NO_PRE_PING"] = "1"
+        command = uvicorn(sys.executable, "bench_fastapi:make_app", ROOT / "benchmarks", port, True)
+        base = stack.enter_context(serve(command, env, port))
+        account = {"username": "bench", "password": "benchmark passphrase"}
+        post(f"{base}/auth/register", json.dumps(account).encode(), "application/json")
+        pair = post(f"{base}/auth/login", urllib.parse.urlencode(account).encode(),
+                    "application/x-www-form-urlencoded")  # fmt: skip
+        cookie = f"Cookie: authcore_session={pair['refresh_token']}"
+        targets: dict[str, tuple[str, str | None]] = {
+            ROUTES[0]: (f"{base}/ping", None),
+            ROUTES[1]: (f"{base}/floor", cookie),
+            ROUTES[2]: (f"{base}/notes", f"Authorization: Bearer {pair['access_token']}"),
+            ROUTES[3]: (f"{base}/notes", cookie),
+        }
+        if fu_url is not None:
+            token = secrets.token_urlsafe(32)
+            fu_base = stack.enter_context(
+                serve(
+                    uvicorn(args.fu, "fu_app:app", ROOT / "benchmarks", fu_port, False),
+                    {"FU_DATABASE_URL": fu_url, "FU_TOKEN": token},
+                    fu_port,
+                )
+            )
+            targets[ROUTES[4]] = (f"{fu_base}/notes", f"Authorization: Bearer {token}")
+        for url, header in targets.values():  # warm-up, and every route answers 2xx
+            wrk(url, header, 1, args.connections)
+        results: dict[str, list[Figures]] = {name: [] for name in targets}
+        names = list(targets)
+        for round_ in range(args.rounds):
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                url, header = targets[name]
+                get_json(f"{base}/stall")  # reset
+                rps, p99 = wrk(url, header, args.seconds, args.connections)
+                stall = get_json(f"{base}/stall")
+                results[name].append(
+                    Figures(
+                        rps, p99, stall["wall"], stall["callback"], stall["gc"], stall["inline"]
+                    )
+                )
+        return results
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One route's run in one round."""
+
+    rps: float
+    p99: float  # ms
+    stall_wall: float  # ms: the longest a 1 ms sleep of the authcore server overslept
+    stall_callback: float  # ms: the longest one callback ran (CPU time of the loop's thread)
+    gc: float  # ms: the longest pause of the garbage collector
+    inline: float  # ms: the longest inline SQLite read
+
+
+def report(backend: str, results: dict[str, list[Figures]]) -> None:
+    ping = [f.rps for f in results[ROUTES[0]]]
+    print(f"\n{backend}: medians of {len(ping)} rounds; stalls (ms): the longest over the rounds")
+    print(f"  {'route':<22} {'req/s':>7} {'/no-auth':>8} {'p99 ms':>7}"
+          f" {'loop late':>9} {'callback':>8} {'gc':>5} {'inline':>6}")  # fmt: skip
+    for name, runs in results.items():
+        rps = statistics.median(f.rps for f in runs)
+        ratio = statistics.median(f.rps / p for f, p in zip(runs, ping, strict=True))
+        p99 = statistics.median(f.p99 for f in runs)
+        stalls = ["-"] * 4
+        if name != ROUTES[4]:
+            stalls = [f"{max(getattr(f, key) for f in runs):.1f}"
+                      for key in ("stall_wall", "stall_callback", "gc", "inline")]  # fmt: skip
+        print(f"  {name:<22} {rps:>7,.0f} {ratio:>8.2f} {p99:>7.1f}"
+              f" {stalls[0]:>9} {stalls[1]:>8} {stalls[2]:>5} {stalls[3]:>6}")  # fmt: skip
+    if ROUTES[4] in results:
+        fu = [f.rps for f in results[ROUTES[4]]]
+        for name in ROUTES[2:4]:
+            mine = [f.rps for f in results[name]]
+            ratio = statistics.median(a / b for a, b in zip(mine, fu, strict=True))
+            print(f"  {name} / fastapi-users: {ratio:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--postgres", action="store_true", help="also on a throwaway PostgreSQL")
+    parser.add_argument("--postgres-only", action="store_true", help="PostgreSQL, not SQLite")
+    parser.add_argument(
+        "--no-pre-ping", action="store_true", help="authcore's pool without pool_pre_ping"
+    )
+    parser.add_argument("--fu", help="the Python of a virtualenv with fastapi-users 15")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt install wrk)")
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-        results["sqlite-file"] = bench(url, args.seconds, args.connections)
-    if args.postgres:
+    print(f"load average before: {os.getloadavg()}")
+    if not args.postgres_only:
+        with tempfile.TemporaryDirectory() as folder:
+            fu_url = f"sqlite+aiosqlite:///{Path(folder) / 'fu.db'}" if args.fu else None
+            urls = (f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}", fu_url)
+            report("sqlite-file", bench(urls, args))
+    if args.postgres or args.postgres_only:
         sys.path.insert(0, str(ROOT))
         from tests.pgserver import PostgresServer
 
         with PostgresServer() as pg:
-            results["postgres"] = bench(pg.create_database("bench"), args.seconds, args.connections)
-    print(f"\nuvicorn, 1 worker; wrk -t1 -c{args.connections} -d{args.seconds}s; requests/s")
-    for backend, figures in results.items():
-        for route, rps in figures.items():
-            print(f"  {backend:<12} {route:<26} {rps:>9,.0f}")
+            fu = pg.create_database("fu") if args.fu else None
+            report("postgres", bench((pg.create_database("bench"), fu), args))
+    print(f"\nuvicorn, 1 worker each; wrk -t1 -c{args.connections} -d{args.seconds}s --latency")
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

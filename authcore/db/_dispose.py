@@ -56,6 +56,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from authcore.db._fast import close_inline_reader
+
 logger = logging.getLogger("authcore.db")
 
 _LOOP_KEY = "authcore.loop"  # connection_record.info key: weakref to the opening loop
@@ -227,6 +229,7 @@ async def dispose_engine(engine: AsyncEngine, *, timeout: float = 10.0) -> bool:
     """
     if not timeout > 0:
         raise ValueError("timeout must be positive")
+    close_inline_reader(engine.sync_engine)  # the hot read's own sqlite3 connection
     here = asyncio.get_running_loop()
     deadline = here.time() + timeout
     sync_engine = engine.sync_engine

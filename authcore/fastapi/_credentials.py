@@ -22,8 +22,8 @@ from authcore.fastapi._forms import login_required
 from authcore.fastapi._http import Principal, csrf_refused, seconds_until, unauthorized, unavailable
 from authcore.fastapi._stores import SessionBackend, UserBackend
 from authcore.jwt import JWTManager
-from authcore.sessions import AuthSession
-from authcore.users import User
+from authcore.sessions import AuthSession, SessionStore
+from authcore.users import User, UserStore
 
 __all__ = ["TRANSPORT_MODES", "Credentials", "Outcome", "Transport", "TransportMode"]
 
@@ -176,6 +176,9 @@ class Credentials:
         """
         if self.transport.mode == "cookie":
             bearer = None  # bearer headers are not accepted
+        joined = self._joined()
+        if joined is not None:
+            return await self._resolve_joined(request, bearer, joined)
         if bearer is not None:
             session = await self.session_from_jwt(bearer)
             via: Literal["bearer", "cookie"] = "bearer"
@@ -190,6 +193,51 @@ class Credentials:
         if user is None or not user.is_active:
             raise InvalidTokenError("the session's user is not active")
         return Principal(session=session, user=user, via=via, token=token)
+
+    def _joined(self) -> SessionStore | None:
+        """The session store, when it can read a session with its user in one statement.
+
+        Only authcore's own SQL stores on one engine, with the methods this
+        would bypass not replaced (a subclass or a patched instance keeps the
+        two calls).
+        """
+        sessions, users = self.sessions, self.users
+        if (
+            isinstance(sessions, SessionStore)
+            and isinstance(users, UserStore)
+            and sessions.engine is users.engine
+            and getattr(sessions.validate, "__func__", None) is SessionStore.validate
+            and getattr(sessions.get_session_by_id, "__func__", None)
+            is SessionStore.get_session_by_id
+            and getattr(users.get_user, "__func__", None) is UserStore.get_user
+        ):
+            return sessions
+        return None
+
+    async def _resolve_joined(
+        self, request: Request, bearer: str | None, sessions: SessionStore
+    ) -> Principal | None:
+        """:meth:`resolve` with the session and its user read in one statement."""
+        via: Literal["bearer", "cookie"]
+        if bearer is not None:
+            claims = self.jwt.verify(bearer)
+            sid = claims.get("sid")
+            if not isinstance(sid, str):
+                raise InvalidTokenError("the access token names no session")
+            found = await sessions.session_with_user(sid)
+            if found is None or found[0].user_id != claims["sub"]:
+                raise InvalidTokenError("the access token's session is not active")
+            session, columns = found
+            via, token = "bearer", None
+        else:
+            token = self.transport.cookie_of(request)
+            if token is None:
+                return None
+            session, columns = await sessions.validate_with_user(token)
+            via = "cookie"
+        if columns is None or not columns["is_active"]:
+            raise InvalidTokenError("the session's user is not active")
+        return Principal(session=session, user=User(**columns), via=via, token=token)
 
     def _make_dependencies(self) -> None:
         # Built once, so each is one stable callable: FastAPI resolves the

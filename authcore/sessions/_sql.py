@@ -37,7 +37,7 @@ from authcore.sessions._model import (
     error_for,
     to_session,
 )
-from authcore.sessions._sql_maintenance import SqlMaintenance
+from authcore.sessions._sql_joined import SqlJoinedReads
 from authcore.tokens import UserId, normalize_user_id
 
 __all__ = ["SessionStore"]
@@ -74,7 +74,7 @@ class _Issued:
         return self.new.issued()
 
 
-class SessionStore(SqlMaintenance):
+class SessionStore(SqlJoinedReads):
     """Sessions in a SQL database through an async SQLAlchemy engine.
 
     Each token is looked up by its SHA-256 digest (a unique index); sessions are
