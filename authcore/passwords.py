@@ -404,6 +404,18 @@ class PasswordHasher:
             self._max_queue_wait,
         )
 
+    def busy(self) -> bool:
+        """Whether a hash started now would raise :class:`~authcore.errors.HasherBusyError`.
+
+        A cheap check (no hashing, no I/O) for work that would be wasted on
+        a request whose password could not be checked anyway.
+        """
+        with _waiting_lock:
+            if self._max_waiting is not None and _waiting >= self._max_waiting:
+                return True
+            ahead = _queued_seconds / _worker_count()
+            return self._max_queue_wait is not None and ahead > self._max_queue_wait
+
     def needs_update(self, hashed: str) -> bool:
         """Return whether *hashed* should be replaced: another scheme, fewer rounds.
 

@@ -7,6 +7,8 @@ Served by uvicorn in a child process (``uvicorn tests.account_app:app`` or with
 - ``ACCOUNT_OUTBOX``: a file the mail hooks append ``<kind> <username> <token>``
   lines to (the test reads the tokens there, as a user would read a mail);
 - ``ACCOUNT_ROUNDS``: bcrypt's rounds (default 12, the production cost);
+- ``ACCOUNT_QUEUE_WAIT``: the hasher's ``max_queue_wait`` in seconds, or ``off``
+  (default: the library's default);
 - ``ACCOUNT_THROTTLE``: ``off``, or ``<max_failures>,<max_failures_per_ip>``
   (default: the library's defaults).
 """
@@ -14,6 +16,7 @@ Served by uvicorn in a child process (``uvicorn tests.account_app:app`` or with
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -41,10 +44,14 @@ def create_app() -> FastAPI:
     elif throttle_setting:
         per_user, per_ip = (int(n) for n in throttle_setting.split(","))
         throttle = LoginThrottle(engine, max_failures=per_user, max_failures_per_ip=per_ip)
+    queue: dict[str, timedelta | None] = {}
+    wait = os.environ.get("ACCOUNT_QUEUE_WAIT", "")
+    if wait:
+        queue["max_queue_wait"] = None if wait == "off" else timedelta(seconds=float(wait))
     auth = AuthCore(
         engine=engine,
         secret_key=os.environ["ACCOUNT_SECRET_KEY"],
-        hasher=PasswordHasher(rounds=int(os.environ.get("ACCOUNT_ROUNDS", "12"))),
+        hasher=PasswordHasher(rounds=int(os.environ.get("ACCOUNT_ROUNDS", "12")), **queue),
         cookie_secure=False,
         login_throttle=throttle,
         on_password_reset=_mail("reset"),

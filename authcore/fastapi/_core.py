@@ -253,7 +253,15 @@ class AuthCore:
         self.optional_session = self.credentials.optional_session
         self.current_user = self.credentials.current_user
         self._account = account
-        self._guard = LoginGuard(self.users, self.login_throttle, self.events, self.browser)
+        # The store's own hasher when it has one (an injected store may differ).
+        hasher = getattr(self.users, "hasher", self.hasher)
+        self._guard = LoginGuard(
+            self.users,
+            hasher if isinstance(hasher, PasswordHasher) else None,
+            self.login_throttle,
+            self.events,
+            self.browser,
+        )
         self._router: APIRouter | None = None
 
     @classmethod

@@ -2,6 +2,8 @@
 
 :class:`LoginGuard` runs in ``POST /login`` before a session is made:
 
+0. when the hashing queue is already full, a 503 with ``Retry-After`` at
+   once, before any database work;
 1. the :class:`~authcore.LoginThrottle` (a database read, no hashing):
    too many recent failures for the username or the client's address is a
    429 with ``Retry-After``, the same for known and unknown usernames;
@@ -24,6 +26,7 @@ from authcore.fastapi._events import Events, client_of
 from authcore.fastapi._forms import Body, local_path, see_other, with_query
 from authcore.fastapi._http import BAD_LOGIN, busy, http_errors, retry_seconds, unauthorized
 from authcore.fastapi._stores import UserBackend
+from authcore.passwords import PasswordHasher
 from authcore.throttle import MAX_IP_LENGTH, LoginThrottle
 from authcore.users import User
 
@@ -71,6 +74,7 @@ class LoginGuard:
 
     Args:
         users: The user store.
+        hasher: The hasher whose queue is checked first, or ``None``.
         throttle: The login throttle, or ``None`` for none.
         events: Where the ``login_failed`` and ``login_throttled`` events go.
         flow: How browser form posts are answered.
@@ -79,11 +83,13 @@ class LoginGuard:
     def __init__(
         self,
         users: UserBackend,
+        hasher: PasswordHasher | None,
         throttle: LoginThrottle | None,
         events: Events,
         flow: BrowserFlow,
     ) -> None:
         self.users = users
+        self.hasher = hasher
         self.throttle = throttle
         self.events = events
         self.flow = flow
@@ -99,6 +105,8 @@ class LoginGuard:
         ip, _ = client_of(request)
         if ip is not None and len(ip) > MAX_IP_LENGTH:
             ip = None  # no address a socket reports; counted by username only
+        if self.hasher is not None and self.hasher.busy():
+            raise busy(HasherBusyError())  # shed before any database work
         async with http_errors():
             if self.throttle is not None:
                 try:

@@ -78,7 +78,7 @@ def build_router(
     options = AccountOptions(events=Events()) if account is None else account
     events = options.events
     if guard is None:
-        guard = LoginGuard(auth.users, None, events, flow)
+        guard = LoginGuard(auth.users, None, None, events, flow)
     router = APIRouter(prefix=prefix, tags=["auth"])
     CurrentPrincipal = Annotated[Principal, Depends(auth.principal)]
     Bearer = Annotated[str | None, Depends(auth.transport.bearer_scheme)]
