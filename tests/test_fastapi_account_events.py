@@ -233,3 +233,24 @@ def test_auth_event_is_frozen(clock: FakeClock) -> None:
     event = AuthEvent("login", clock(), "u", "s", None, None)
     with pytest.raises(AttributeError):
         event.kind = "logout"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("backend", ["sql", "memory"])
+async def test_a_reuse_error_names_the_user_and_the_session(backend: str) -> None:
+    from authcore import SessionStore, TokenReuseError, create_engine, create_schema
+    from authcore import dispose_engine as dispose
+    from authcore.testing import InMemorySessionStore
+
+    engine = create_engine("sqlite+aiosqlite://")
+    try:
+        if backend == "sql":
+            await create_schema(engine)
+        store = SessionStore(engine) if backend == "sql" else InMemorySessionStore()
+        issued = await store.issue_session("alice")
+        await store.rotate_session(issued.token)
+        with pytest.raises(TokenReuseError) as caught:
+            await store.rotate_session(issued.token)
+        assert (caught.value.user_id, caught.value.session_id) == ("alice", issued.session.id)
+        assert issued.token not in str(caught.value)
+    finally:
+        await dispose(engine)
