@@ -275,3 +275,27 @@ def test_the_hasher_bounds_are_checked() -> None:
         PasswordHasher(max_queue_wait=timedelta(0))
     with pytest.raises(TypeError, match="max_queue_wait"):
         PasswordHasher(max_queue_wait=1)  # type: ignore[arg-type]
+
+
+async def test_the_queue_is_bounded_by_the_expected_wait() -> None:
+    from authcore import HasherBusyError
+
+    hasher = PasswordHasher(rounds=4, max_queue_wait=timedelta(seconds=1))
+    # As if each of its hashes took 5 s per worker thread: one waiting is 5 s ahead.
+    hasher._pace.mean = 5.0 * passwords_module._worker_count()
+    pool = BusyPool()
+    try:
+        assert not hasher.busy()
+        queued = [asyncio.create_task(hasher.hash("the first waits"))]  # nothing ahead of it
+        await asyncio.sleep(0)  # the job reaches the queue
+        assert passwords_module.waiting_hashes() == 1
+        assert hasher.busy()
+        with pytest.raises(HasherBusyError) as caught:
+            await hasher.hash("one too many")
+        assert caught.value.retry_after >= timedelta(seconds=1)
+        assert "one too many" not in str(caught.value)
+    finally:
+        pool.release()
+    assert all(await asyncio.gather(*queued))
+    assert passwords_module.waiting_hashes() == 0
+    assert not hasher.busy()
