@@ -12,6 +12,7 @@ Every error authcore raises on purpose derives from :class:`AuthError`::
     ├── PasswordPolicyError          (also ValueError) empty, not a str, too long, or
     │                                refused by a PasswordPolicy; ``.reasons`` holds the codes
     ├── LoginThrottledError          too many failed logins; ``.retry_after`` is a timedelta
+    ├── HasherBusyError              the password hashing queue is full; ``.retry_after``
     ├── UserExistsError              username already taken (case-insensitive)
     ├── UserNotFoundError            (also LookupError) no user with that id
     ├── StorageError                 the database failed or is unreachable; the
@@ -35,6 +36,7 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "DependencyVersionError",
+    "HasherBusyError",
     "InvalidTokenError",
     "LoginThrottledError",
     "MalformedTokenError",
@@ -80,7 +82,19 @@ class TokenReuseError(TokenRevokedError):
 
     This is the signature of a stolen token: every session of its rotation
     family has been revoked by the time this is raised.
+
+    Attributes:
+        user_id: The user whose token it was, when the store says (for an
+            audit log; never a secret), else ``None``.
+        session_id: The public id of the rotated-away session, or ``None``.
     """
+
+    def __init__(
+        self, message: str = "", *, user_id: str | None = None, session_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.user_id = user_id
+        self.session_id = session_id
 
 
 _REASON_WORDS: Final = {
@@ -130,6 +144,23 @@ class LoginThrottledError(AuthError):
         self.retry_after = retry_after
         seconds = max(1, math.ceil(retry_after.total_seconds()))
         super().__init__(f"too many failed logins; try again in {seconds} s")
+
+
+class HasherBusyError(AuthError):
+    """Too many password hashes are already waiting for the hashing threads: load shedding.
+
+    Raised at once, before any hashing, so an overloaded server answers quickly
+    (a web integration maps it to HTTP 503 with ``Retry-After``).
+
+    Attributes:
+        retry_after: A suggested wait before trying again (a positive ``timedelta``).
+    """
+
+    retry_after: timedelta
+
+    def __init__(self, retry_after: timedelta = timedelta(seconds=1)) -> None:
+        self.retry_after = retry_after
+        super().__init__("too many password hashes are waiting; try again shortly")
 
 
 class UserExistsError(AuthError):

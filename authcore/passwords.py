@@ -3,7 +3,12 @@
 passlib and bcrypt enter authcore through this module only. bcrypt runs in a
 process-wide pool with one worker thread per CPU, so a login flood queues up
 instead of starving the event loop, and work whose caller was cancelled while
-it waited in the queue never runs.
+it waited in the queue never runs. The queue is bounded (load shedding): when
+the hashes already waiting for a thread would keep a new one waiting longer
+than *max_queue_wait* (estimated from how long recent hashes took), or when
+*max_waiting* hashes wait, a new one raises
+:class:`~authcore.errors.HasherBusyError` at once instead of queueing behind
+them, so an overloaded server answers quickly rather than minutes later.
 
 Nothing is ever silently truncated. The default ``bcrypt_sha256`` scheme
 pre-hashes with HMAC-SHA256, so every character of a password up to 1024
@@ -19,13 +24,15 @@ import logging
 import os
 import re
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from importlib import metadata
 from typing import Any, Final, TypeVar
 
-from authcore.errors import DependencyVersionError, PasswordPolicyError
+from authcore.errors import DependencyVersionError, HasherBusyError, PasswordPolicyError
 from authcore.policy import PasswordPolicy
 
 with warnings.catch_warnings():
@@ -45,6 +52,7 @@ _MAX_ROUNDS: Final = 31
 _DOS_COST_FLOOR: Final = 16
 _SCHEMES: Final = ("bcrypt_sha256", "bcrypt")
 _BCRYPT_FIX: Final = 'pip install "bcrypt>=4.1,<5"'
+_SMOOTHING: Final = 0.2  # weight of the latest hash in the running mean of hash times
 
 # The only hash formats accepted: canonical ones (passlib would warn about unused
 # bits set in the last salt or digest character). The cost is read here, so
@@ -120,6 +128,9 @@ _executor_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _backend_lock = threading.Lock()
 _backend_loaded = False
+_waiting_lock = threading.Lock()
+_waiting = 0  # jobs handed to the pool that no worker thread has started yet
+_queued_seconds = 0.0  # what the waiting jobs are expected to take, in all
 
 
 def _worker_count() -> int:
@@ -140,8 +151,9 @@ def _get_executor() -> ThreadPoolExecutor:
 
 def _forget_state_after_fork() -> None:
     # The parent's worker threads do not exist in a forked child.
-    global _executor, _executor_lock, _backend_lock
+    global _executor, _executor_lock, _backend_lock, _waiting_lock, _waiting, _queued_seconds
     _executor, _executor_lock, _backend_lock = None, threading.Lock(), threading.Lock()
+    _waiting_lock, _waiting, _queued_seconds = threading.Lock(), 0, 0.0
 
 
 if hasattr(os, "register_at_fork"):
@@ -158,8 +170,80 @@ def _ensure_backend(context: Any) -> None:
                 _backend_loaded = True
 
 
-async def _in_worker(call: Callable[[], _T]) -> _T:
-    return await asyncio.get_running_loop().run_in_executor(_get_executor(), call)
+def waiting_hashes() -> int:
+    """How many hashes of this process are queued and not yet started."""
+    return _waiting
+
+
+class _Pace:
+    """How long one hasher's jobs take: a running mean, learnt as they run."""
+
+    __slots__ = ("mean",)
+
+    def __init__(self) -> None:
+        self.mean = 0.0
+
+    def learn(self, took: float) -> None:
+        with _waiting_lock:
+            mean = self.mean
+            self.mean = took if mean == 0.0 else mean + _SMOOTHING * (took - mean)
+
+
+class _Job:
+    """One queued job and its expected cost; *claimed* once started or given up."""
+
+    __slots__ = ("claimed", "cost")
+
+    def __init__(self, cost: float) -> None:
+        self.claimed = False
+        self.cost = cost
+
+    def claim(self) -> bool:
+        """Whether this call took the job out of the queue (only the first one does)."""
+        global _waiting, _queued_seconds
+        with _waiting_lock:
+            if self.claimed:
+                return False
+            self.claimed = True
+            _waiting -= 1
+            _queued_seconds = max(_queued_seconds - self.cost, 0.0) if _waiting else 0.0
+            return True
+
+
+async def _in_worker(
+    call: Callable[[], _T], pace: _Pace, max_waiting: int | None, max_queue_wait: float | None
+) -> _T:
+    """Run *call* on the pool, unless the queue is full (``HasherBusyError``, at once).
+
+    Full: *max_waiting* jobs wait, or the jobs waiting would hold this one
+    back for more than *max_queue_wait* seconds (each job counted at its
+    hasher's mean time, spread over the worker threads). A caller cancelled
+    while its job waits takes it out of the queue: it never runs.
+    """
+    global _waiting, _queued_seconds
+    with _waiting_lock:
+        full = max_waiting is not None and _waiting >= max_waiting
+        ahead = _queued_seconds / _worker_count()
+        if full or (max_queue_wait is not None and ahead > max_queue_wait):
+            raise HasherBusyError(timedelta(seconds=max(1.0, ahead)))
+        _waiting += 1
+        _queued_seconds += pace.mean
+        job = _Job(pace.mean)
+
+    def run() -> _T | None:
+        if not job.claim():  # the caller gave up while the job waited
+            return None
+        started = time.perf_counter()
+        try:
+            return call()
+        finally:
+            pace.learn(time.perf_counter() - started)
+
+    try:
+        result = await asyncio.get_running_loop().run_in_executor(_get_executor(), run)
+    finally:
+        job.claim()  # a no-op when a worker started it
+    return result  # type: ignore[return-value]  # None only for a cancelled caller
 
 
 class PasswordHasher:
@@ -170,6 +254,14 @@ class PasswordHasher:
         scheme: ``"bcrypt_sha256"`` (the default: passlib's HMAC-SHA256 then
             bcrypt, so long passwords are fully significant) or ``"bcrypt"``
             (plain ``$2b$`` hashes, for other systems that read them).
+        max_queue_wait: Load shedding: when the hashes of the process that
+            already wait for a worker thread would keep a new one waiting
+            longer than this (estimated from the running mean of recent hash
+            times of this hasher), :meth:`hash`, :meth:`verify` and :meth:`verify_and_update`
+            raise :class:`~authcore.errors.HasherBusyError` at once instead of
+            queueing. ``None`` turns this bound off.
+        max_waiting: Also shed when this many hashes wait; ``None`` (the
+            default): no bound on the count.
 
     Guaranteed:
         * Passwords that are empty, not a ``str``, longer than 1024 characters
@@ -183,7 +275,8 @@ class PasswordHasher:
 
     Raises:
         TypeError: *rounds* is not an ``int`` or *scheme* is not a ``str``.
-        ValueError: *rounds* is outside 4..31 or *scheme* is unknown.
+        ValueError: *rounds* is outside 4..31, *scheme* is unknown,
+            *max_waiting* is below 1 or *max_queue_wait* is not positive.
         DependencyVersionError: the installed bcrypt is outside ``>=4.1,<5``.
 
     Example::
@@ -193,9 +286,24 @@ class PasswordHasher:
         ok, new_hash = await hasher.verify_and_update("correct horse", stored)
     """
 
-    __slots__ = ("_context", "_max_cost", "_rounds", "_scheme")
+    __slots__ = (
+        "_context",
+        "_max_cost",
+        "_max_queue_wait",
+        "_max_waiting",
+        "_pace",
+        "_rounds",
+        "_scheme",
+    )
 
-    def __init__(self, *, rounds: int = 12, scheme: str = "bcrypt_sha256") -> None:
+    def __init__(
+        self,
+        *,
+        rounds: int = 12,
+        scheme: str = "bcrypt_sha256",
+        max_queue_wait: timedelta | None = timedelta(seconds=1),
+        max_waiting: int | None = None,
+    ) -> None:
         if not isinstance(rounds, int) or isinstance(rounds, bool):
             raise TypeError(f"rounds must be an int, got {type(rounds).__name__}")
         if not _MIN_ROUNDS <= rounds <= _MAX_ROUNDS:
@@ -204,7 +312,20 @@ class PasswordHasher:
             raise TypeError(f"scheme must be a str, got {type(scheme).__name__}")
         if scheme not in _SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(_SCHEMES)}, got {scheme!r}")
+        if max_waiting is not None:
+            if not isinstance(max_waiting, int) or isinstance(max_waiting, bool):
+                raise TypeError(f"max_waiting must be an int, got {type(max_waiting).__name__}")
+            if max_waiting < 1:
+                raise ValueError("max_waiting must be at least 1")
+        if max_queue_wait is not None:
+            if not isinstance(max_queue_wait, timedelta):
+                raise TypeError("max_queue_wait must be a timedelta or None")
+            if max_queue_wait <= timedelta(0):
+                raise ValueError("max_queue_wait must be positive")
         _check_bcrypt_version(_installed_bcrypt_version())
+        self._max_waiting = max_waiting
+        self._pace = _Pace()
+        self._max_queue_wait = None if max_queue_wait is None else max_queue_wait.total_seconds()
         self._rounds = rounds
         self._scheme = scheme
         self._max_cost = max(_DOS_COST_FLOOR, rounds)
@@ -226,9 +347,12 @@ class PasswordHasher:
         Raises:
             PasswordPolicyError: the password is refused (see the class docstring),
                 or, with ``scheme="bcrypt"``, it is over 72 UTF-8 bytes or has a NUL.
+            HasherBusyError: *max_waiting* hashes already wait (nothing was hashed).
         """
         self._check_hashable(password)
-        return await _in_worker(lambda: self._hash_now(password))
+        return await _in_worker(
+            lambda: self._hash_now(password), self._pace, self._max_waiting, self._max_queue_wait
+        )
 
     def hash_sync(self, password: str) -> str:
         """Blocking twin of :meth:`hash`, for code with no event loop."""
@@ -244,10 +368,16 @@ class PasswordHasher:
 
         Raises:
             PasswordPolicyError: the password itself is refused.
+            HasherBusyError: *max_waiting* hashes already wait (nothing was computed).
         """
         if not self._worth_computing(password, hashed):
             return False
-        return await _in_worker(lambda: self._verify_now(password, hashed))
+        return await _in_worker(
+            lambda: self._verify_now(password, hashed),
+            self._pace,
+            self._max_waiting,
+            self._max_queue_wait,
+        )
 
     def verify_sync(self, password: str, hashed: str) -> bool:
         """Blocking twin of :meth:`verify`, for code with no event loop."""
@@ -263,10 +393,28 @@ class PasswordHasher:
 
         Raises:
             PasswordPolicyError: the password itself is refused.
+            HasherBusyError: *max_waiting* hashes already wait (nothing was computed).
         """
         if not self._worth_computing(password, hashed):
             return False, None
-        return await _in_worker(lambda: self._verify_and_update_now(password, hashed))
+        return await _in_worker(
+            lambda: self._verify_and_update_now(password, hashed),
+            self._pace,
+            self._max_waiting,
+            self._max_queue_wait,
+        )
+
+    def busy(self) -> bool:
+        """Whether a hash started now would raise :class:`~authcore.errors.HasherBusyError`.
+
+        A cheap check (no hashing, no I/O) for work that would be wasted on
+        a request whose password could not be checked anyway.
+        """
+        with _waiting_lock:
+            if self._max_waiting is not None and _waiting >= self._max_waiting:
+                return True
+            ahead = _queued_seconds / _worker_count()
+            return self._max_queue_wait is not None and ahead > self._max_queue_wait
 
     def needs_update(self, hashed: str) -> bool:
         """Return whether *hashed* should be replaced: another scheme, fewer rounds.

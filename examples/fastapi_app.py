@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import secrets
+import sys
 import tempfile
 import urllib.error
 import urllib.parse
@@ -139,6 +140,12 @@ async def walk_through(database_url: str) -> None:
 
 
 def main() -> None:
+    # authcore's audit trail (logins, logouts, a detected token theft at WARNING),
+    # shown with the walk-through instead of on stderr.
+    audit = logging.StreamHandler(sys.stdout)
+    audit.setFormatter(logging.Formatter("  audit: %(levelname)s %(message)s"))
+    logging.getLogger("authcore.audit").addHandler(audit)
+    logging.getLogger("authcore.audit").setLevel(logging.INFO)
     url = os.environ.get("AUTHCORE_DATABASE_URL")
     if url:
         asyncio.run(walk_through(url))

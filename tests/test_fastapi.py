@@ -109,7 +109,13 @@ def test_register_creates_a_user(client: TestClient) -> None:
     response = client.post("/auth/register", json={"username": "Alice", "password": PASSWORD})
     assert response.status_code == 201
     body = response.json()
-    assert body == {"id": body["id"], "username": "Alice"}
+    assert body == {
+        "id": body["id"],
+        "username": "Alice",
+        "email": None,
+        "is_active": True,
+        "is_verified": False,
+    }
     assert PASSWORD not in response.text
 
 
@@ -466,6 +472,9 @@ def test_me(client: TestClient) -> None:
     assert client.get("/auth/me", headers=bearer(pair)).json() == {
         "id": user_id,
         "username": "Alice",
+        "email": None,
+        "is_active": True,
+        "is_verified": False,
     }
 
 

@@ -21,6 +21,7 @@ def test_all_is_pinned() -> None:
         "BaseUserStore",
         "ConfigError",
         "DependencyVersionError",
+        "HasherBusyError",
         "InvalidTokenError",
         "IssuedSession",
         "JWTManager",

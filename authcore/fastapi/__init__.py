@@ -17,10 +17,14 @@ Install with ``pip install "authcore[fastapi]"``::
 The routes (under ``prefix``, ``/auth`` by default): ``POST /register``,
 ``POST /login``, ``POST /refresh``, ``POST /logout``, ``POST /logout-all``,
 ``GET /sessions``, ``DELETE /sessions/{id}`` (and ``POST /sessions/{id}/revoke``
-for HTML forms), ``POST /password``, ``GET /me``.
+for HTML forms), ``POST /password``, ``GET /me``, and for account recovery
+``POST /forgot-password``, ``POST /reset-password``, ``POST /request-verify``,
+``POST /verify``. Audit events reach ``AuthCore(on_event=...)`` as
+:class:`AuthEvent` values and the ``authcore.audit`` logger.
 """
 
 from authcore.fastapi._core import AuthCore
+from authcore.fastapi._events import AuthEvent
 from authcore.fastapi._http import Principal
 
-__all__ = ["AuthCore", "Principal"]
+__all__ = ["AuthCore", "AuthEvent", "Principal"]

@@ -23,10 +23,12 @@ __all__ = [
     "CREDENTIAL_RESPONSES",
     "FORM_RESPONSES",
     "NOT_YOURS",
+    "THROTTLED_RESPONSES",
     "BrowserFlow",
     "BrowserForm",
     "ErrorBody",
     "LoginBody",
+    "Refusal",
     "RegisteredSession",
     "Unprocessable",
     "browser_body",
@@ -97,10 +99,18 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-class Unprocessable(BaseModel):
-    """A 422: FastAPI's list of validation errors, or the password policy's message."""
+class Refusal(BaseModel):
+    """A value the store refused: the password policy's reason codes and the message."""
 
-    detail: list[dict[str, Any]] | str
+    message: str
+    reasons: list[str]
+
+
+class Unprocessable(BaseModel):
+    """A 422: FastAPI's list of validation errors, or a refusal (the password policy's
+    ``reasons``: ``too_short``, ``too_long``, ``similar_to_username``, ``too_common``)."""
+
+    detail: list[dict[str, Any]] | Refusal
 
 
 #: What the routes can answer besides success, for the OpenAPI schema.
@@ -115,6 +125,20 @@ CREDENTIAL_RESPONSES[422] = {
 FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
     **CREDENTIAL_RESPONSES,
     303: {"description": "A browser form with `next`: on to that page (local paths only)"},
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+#: ``/login``'s extra answers: throttled, or the hashing queue full.
+THROTTLED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "Too many failed logins for this username or address",
+        "model": ErrorBody,
+        "headers": _RETRY_AFTER,
+    },
+    503: {
+        "description": "The database is unavailable, or too many logins wait for hashing",
+        "model": ErrorBody,
+        "headers": _RETRY_AFTER,
+    },
 }
 NOT_YOURS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Not one of your sessions", "model": ErrorBody}

@@ -17,15 +17,20 @@ from authcore._time import Clock
 from authcore.config import Settings, app_keywords, load_settings
 from authcore.db import create_engine, create_schema, dispose_engine
 from authcore.db._engine import DEFAULT_URL
+from authcore.fastapi._account import AccountOptions, TokenHook
 from authcore.fastapi._browser import BrowserFlow
 from authcore.fastapi._credentials import Credentials, Transport, TransportMode
 from authcore.fastapi._csrf import OriginCheck
+from authcore.fastapi._events import EventHook, Events
 from authcore.fastapi._http import Principal
+from authcore.fastapi._login import LoginGuard
 from authcore.fastapi._routes import build_router
 from authcore.fastapi._stores import SessionBackend, UserBackend
 from authcore.jwt import JWTManager
 from authcore.passwords import PasswordHasher
+from authcore.policy import PasswordPolicy
 from authcore.sessions import AuthSession, SessionStore
+from authcore.throttle import LoginThrottle
 from authcore.users import User, UserStore
 
 __all__ = ["AuthCore"]
@@ -106,6 +111,24 @@ class AuthCore:
             see :class:`~authcore.SessionStore`. Off by default.
         max_sessions_per_user: At most this many active sessions per user; a
             login beyond it ends the least recently seen one. ``None``: no cap.
+        password_policy: Checked wherever a password is set (register,
+            ``/password``, ``/reset-password``); a refused one is a 422 with
+            its ``reasons``. ``None`` turns it off. Not used with *users*
+            (the injected store has its own).
+        login_throttle: ``True`` (the default): a :class:`~authcore.LoginThrottle`
+            on the engine (none when both stores are injected and no
+            *engine* is given); or your own ``LoginThrottle``; ``None`` or
+            ``False``: no throttling. A throttled ``/login`` is a 429 with
+            ``Retry-After``, for known and unknown usernames alike, and
+            costs no password hashing.
+        on_event: Receives every :class:`AuthEvent` (a function or a
+            coroutine function); an exception in it is logged, never raised.
+        on_password_reset: ``(user, token, request)``: send *token* to the
+            user (``/forgot-password``); sync or async, run after the answer.
+        on_verify_email: ``(user, token, request)``: send the verification
+            token (``/request-verify``); sync or async, run after the answer.
+        issuer: The JWTs' ``iss`` claim, required back when verifying.
+        audience: The JWTs' ``aud`` claim, required back when verifying.
 
     Attributes:
         engine: The async engine; ``None`` when both stores were injected
@@ -113,6 +136,8 @@ class AuthCore:
         sessions: The session store.
         users: The user store.
         hasher: The :class:`~authcore.PasswordHasher`.
+        login_throttle: The :class:`~authcore.LoginThrottle` of ``/login``, or ``None``.
+        events: Where the audit events go (the ``authcore.audit`` log and *on_event*).
         jwt: The :class:`~authcore.JWTManager` of the access tokens.
         current_session: Dependency: the request's active
             :class:`~authcore.AuthSession`; else 401 (or 403 from the CSRF
@@ -162,6 +187,13 @@ class AuthCore:
         login_page_url: str | None = None,
         redirect_default: str = "/",
         login_after_register: bool = False,
+        password_policy: PasswordPolicy | None = PasswordPolicy(),  # noqa: B008 - immutable
+        login_throttle: LoginThrottle | bool | None = True,
+        on_event: EventHook | None = None,
+        on_password_reset: TokenHook | None = None,
+        on_verify_email: TokenHook | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError("prefix must start with '/' and not end with one, or be empty")
@@ -172,8 +204,17 @@ class AuthCore:
         self.browser = BrowserFlow(login_page_url, redirect_default, login_after_register)
         self.origins = OriginCheck(trusted_origins)
         self.jwt = JWTManager(
-            secret_key, ttl=access_ttl, clock=clock, previous_secrets=previous_secret_keys
+            secret_key,
+            ttl=access_ttl,
+            clock=clock,
+            previous_secrets=previous_secret_keys,
+            issuer=issuer,
+            audience=audience,
         )
+        self.events = Events(on_event, clock)
+        account = AccountOptions(self.events, on_password_reset, on_verify_email)
+        if login_throttle is not None and not isinstance(login_throttle, bool | LoginThrottle):
+            raise TypeError("login_throttle must be a LoginThrottle, True, False or None")
         self.hasher = PasswordHasher() if hasher is None else hasher
         # An engine only when a store needs one: with both stores injected, no database.
         self._owns_engine = engine is None and (sessions is None or users is None)
@@ -190,7 +231,12 @@ class AuthCore:
                 clock=clock,
             )
         if users is None:
-            users = UserStore(self._require_engine(), hasher=self.hasher, clock=clock)
+            users = UserStore(
+                self._require_engine(), hasher=self.hasher, policy=password_policy, clock=clock
+            )
+        if login_throttle is True:
+            login_throttle = None if engine is None else LoginThrottle(engine, clock=clock)
+        self.login_throttle: LoginThrottle | None = login_throttle or None
         self.sessions: SessionBackend = sessions
         self.users: UserBackend = users
         self.prefix = prefix
@@ -206,6 +252,16 @@ class AuthCore:
         self.current_session = self.credentials.current_session
         self.optional_session = self.credentials.optional_session
         self.current_user = self.credentials.current_user
+        self._account = account
+        # The store's own hasher when it has one (an injected store may differ).
+        hasher = getattr(self.users, "hasher", self.hasher)
+        self._guard = LoginGuard(
+            self.users,
+            hasher if isinstance(hasher, PasswordHasher) else None,
+            self.login_throttle,
+            self.events,
+            self.browser,
+        )
         self._router: APIRouter | None = None
 
     @classmethod
@@ -311,7 +367,13 @@ class AuthCore:
     def router(self) -> APIRouter:
         """The login, logout, refresh, register and session routes, under *prefix*."""
         if self._router is None:
-            self._router = build_router(self.credentials, prefix=self.prefix, browser=self.browser)
+            self._router = build_router(
+                self.credentials,
+                prefix=self.prefix,
+                browser=self.browser,
+                guard=self._guard,
+                account=self._account,
+            )
         return self._router
 
     # -- account changes that must end sessions ---------------------------------

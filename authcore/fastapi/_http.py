@@ -6,6 +6,7 @@ body, whichever check refused it.
 """
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Literal, NoReturn
 
 from fastapi import HTTPException, status
 
-from authcore.errors import InvalidTokenError, StorageError
+from authcore.errors import HasherBusyError, InvalidTokenError, StorageError
 from authcore.sessions import AuthSession
 from authcore.users import User
 
@@ -24,12 +25,15 @@ __all__ = [
     "CSRF_REFUSED",
     "NOT_AUTHENTICATED",
     "UNAUTHORIZED_RESPONSES",
+    "BUSY",
     "UNAVAILABLE",
     "UNPROCESSABLE",
     "Principal",
+    "busy",
     "csrf_refused",
     "http_errors",
     "raise_storage_unavailable",
+    "retry_seconds",
     "seconds_until",
     "unauthorized",
     "unavailable",
@@ -42,6 +46,8 @@ logger = logging.getLogger("authcore.fastapi")
 NOT_AUTHENTICATED = "Not authenticated"
 #: The body of a 503: the database failed or is unreachable.
 UNAVAILABLE = "Authentication is temporarily unavailable"
+#: The body of a 503 from a full password hashing queue.
+BUSY = "The server is busy; try again shortly"
 #: The body of a 403 from the CSRF check.
 CSRF_REFUSED = "Cross-site request refused"
 #: The body of a failed login, whichever part was wrong.
@@ -71,14 +77,30 @@ def unavailable() -> HTTPException:
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=UNAVAILABLE)
 
 
+def retry_seconds(seconds: float) -> str:
+    """A ``Retry-After`` value: whole seconds, rounded up, at least 1."""
+    return str(max(1, math.ceil(seconds)))
+
+
+def busy(exc: HasherBusyError) -> HTTPException:
+    """The 503 with ``Retry-After`` of a full password hashing queue."""
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        detail=BUSY,
+        headers={"Retry-After": retry_seconds(exc.retry_after.total_seconds())},
+    )
+
+
 def csrf_refused() -> HTTPException:
     """The 403 of a refused CSRF (origin) check."""
     return HTTPException(status.HTTP_403_FORBIDDEN, detail=CSRF_REFUSED)
 
 
 def unprocessable(exc: ValueError | TypeError) -> HTTPException:
-    """A 422 carrying the policy's message (which never contains the password)."""
-    return HTTPException(UNPROCESSABLE, detail=str(exc))
+    """A 422 with ``{"message", "reasons"}``: the refusal in words (never the password)
+    and the password policy's reason codes (empty for any other refusal)."""
+    reasons = list(getattr(exc, "reasons", ()))
+    return HTTPException(UNPROCESSABLE, detail={"message": str(exc), "reasons": reasons})
 
 
 def raise_storage_unavailable(exc: StorageError) -> NoReturn:
@@ -91,11 +113,14 @@ def raise_storage_unavailable(exc: StorageError) -> NoReturn:
 async def http_errors() -> AsyncIterator[None]:
     """In a route: any :class:`~authcore.errors.InvalidTokenError` is the 401, a
     :class:`~authcore.errors.StorageError` the 503, whenever they happen (a
-    concurrent request may revoke what the route has just made)."""
+    concurrent request may revoke what the route has just made), and a
+    :class:`~authcore.errors.HasherBusyError` the 503 with ``Retry-After``."""
     try:
         yield
     except InvalidTokenError:
         raise unauthorized() from None
+    except HasherBusyError as exc:
+        raise busy(exc) from None
     except StorageError as exc:
         raise_storage_unavailable(exc)
 

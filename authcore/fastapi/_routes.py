@@ -4,13 +4,20 @@
 # at run time, and they name local variables.
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
-from authcore.errors import InvalidTokenError, PasswordPolicyError, UserExistsError
+from authcore.errors import (
+    InvalidTokenError,
+    PasswordPolicyError,
+    TokenReuseError,
+    UserExistsError,
+)
+from authcore.fastapi._account import AccountOptions
+from authcore.fastapi._account import add_routes as add_account_routes
 from authcore.fastapi._browser import (
     CREDENTIAL_RESPONSES,
     FORM_RESPONSES,
-    NOT_YOURS,
+    THROTTLED_RESPONSES,
     BrowserFlow,
     BrowserForm,
     ErrorBody,
@@ -18,59 +25,46 @@ from authcore.fastapi._browser import (
     RegisteredSession,
     browser_body,
     browser_next,
-    failed_login,
     finish,
 )
 from authcore.fastapi._credentials import Credentials
+from authcore.fastapi._devices import add_routes as add_device_routes
+from authcore.fastapi._events import Events, client_of
 from authcore.fastapi._forms import body_openapi
 from authcore.fastapi._http import (
     BAD_CURRENT_PASSWORD,
-    BAD_LOGIN,
     Principal,
     http_errors,
     unauthorized,
     unprocessable,
 )
+from authcore.fastapi._login import LoginGuard
 from authcore.fastapi._schemas import (
     PasswordChange,
     PasswordChanged,
     Refresh,
     Registration,
     Revoked,
-    SessionInfo,
     TokenPair,
     UserInfo,
 )
-from authcore.sessions import AuthSession, IssuedSession
+from authcore.sessions import IssuedSession
+from authcore.tokens import parse_token
 from authcore.users import User
 
-__all__ = [
-    "DEFAULT_LISTED",
-    "MAX_LISTED",
-    "build_router",
-    "client_of",
-    "session_info",
-]
+__all__ = ["TAKEN", "build_router"]
 
-#: ``GET /sessions``: how many sessions by default, and at most.
-DEFAULT_LISTED = 50
-MAX_LISTED = 100
-
-
-def client_of(request: Request) -> tuple[str | None, str | None]:
-    """The client's address and user agent, as the session records them.
-
-    The address is what the server says the peer is (behind a proxy,
-    uvicorn's ``--proxy-headers`` take it from ``X-Forwarded-For`` when the
-    proxy is trusted, so a client may send anything there); the store keeps
-    it only when it parses as an IP address, and cuts the user agent.
-    """
-    host = request.client.host if request.client is not None else None
-    return host, request.headers.get("user-agent")
+#: The body of a 409 from ``/register``.
+TAKEN = "That username or email is already taken"
 
 
 def build_router(
-    auth: Credentials, *, prefix: str, browser: BrowserFlow | None = None
+    auth: Credentials,
+    *,
+    prefix: str,
+    browser: BrowserFlow | None = None,
+    guard: LoginGuard | None = None,
+    account: AccountOptions | None = None,
 ) -> APIRouter:
     """The router behind :attr:`AuthCore.router`, under *prefix*.
 
@@ -81,6 +75,10 @@ def build_router(
     a 303 instead of JSON (see :mod:`authcore.fastapi._forms`).
     """
     flow = BrowserFlow() if browser is None else browser
+    options = AccountOptions(events=Events()) if account is None else account
+    events = options.events
+    if guard is None:
+        guard = LoginGuard(auth.users, None, None, events, flow)
     router = APIRouter(prefix=prefix, tags=["auth"])
     CurrentPrincipal = Annotated[Principal, Depends(auth.principal)]
     Bearer = Annotated[str | None, Depends(auth.transport.bearer_scheme)]
@@ -112,12 +110,14 @@ def build_router(
         response_model=RegisteredSession if with_tokens else UserInfo,
         responses={
             **FORM_RESPONSES,
-            409: {"description": "The username is taken", "model": ErrorBody},
+            409: {"description": "The username or email is taken", "model": ErrorBody},
         },
         openapi_extra=body_openapi(Registration),
     )
     async def register(request: Request, response: Response) -> Any:
-        """Create an account. 409 when the username is taken (case-insensitive).
+        """Create an account, with an optional ``email``. 409 when the username or
+        the email is taken (case-insensitive); 422 with the reasons for a
+        password the policy refuses.
 
         JSON or a form. With ``login_after_register`` the new user is also
         logged in (the cookie, and the tokens unless the transport is
@@ -126,28 +126,34 @@ def build_router(
         form = await browser_body(auth.origins, request, Registration)
         body = form.value
         async with http_errors():
+            extra = {} if body.email is None else {"email": body.email}
             try:
-                user = await auth.users.create_user(body.username, body.password)
+                user = await auth.users.create_user(body.username, body.password, **extra)
             except UserExistsError:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT, detail="That username is already taken"
-                ) from None
+                raise HTTPException(status.HTTP_409_CONFLICT, detail=TAKEN) from None
             except (PasswordPolicyError, ValueError, TypeError) as exc:
                 raise unprocessable(exc) from None
-            info = UserInfo(id=user.id, username=user.username)
+            await events.emit("registered", request, user_id=user.id)
+            info = UserInfo.of(user)
             if flow.login_after_register:
-                await revoke_presented(request)
-                ip, user_agent = client_of(request)
-                issued = await auth.sessions.issue_session(user.id, ip=ip, user_agent=user_agent)
+                issued = await start_session(request, user)
                 pair = token_pair(response, issued)
                 if with_tokens:
                     info = RegisteredSession(**info.model_dump(), **pair.model_dump())
         return finish(flow, form.next, response, info)
 
+    async def start_session(request: Request, user: User) -> IssuedSession:
+        """A new session for *user*, replacing the one the request came with."""
+        await revoke_presented(request)
+        ip, user_agent = client_of(request)
+        issued = await auth.sessions.issue_session(user.id, ip=ip, user_agent=user_agent)
+        await events.emit("login", request, user_id=user.id, session_id=issued.session.id)
+        return issued
+
     @router.post(
         "/login",
         response_model=UserInfo if cookie_only else TokenPair,
-        responses=FORM_RESPONSES,
+        responses={**FORM_RESPONSES, **THROTTLED_RESPONSES},
         openapi_extra=body_openapi(LoginBody),
     )
     async def login(request: Request, response: Response) -> Any:
@@ -158,25 +164,21 @@ def build_router(
         no token). A session presented with the request (cookie or bearer) is
         revoked first: a login always starts a new session. A browser form
         with ``next`` is sent there with a 303; when the login fails, back to
-        ``login_page_url?error=invalid&next=...`` (when set).
+        ``login_page_url?error=invalid&next=...`` (when set). Too many recent
+        failures for the username or the address: 429 with ``Retry-After``
+        (a browser: ``?error=throttled``); too many logins waiting for
+        password hashing: 503 with ``Retry-After``, at once.
         """
         auth.origins.check(request)  # login CSRF: a cross-site form must not log you in
         form = await browser_body(auth.origins, request, LoginBody)
+        checked = await guard.check(request, form)
+        if isinstance(checked, Response):
+            return checked
+        user = checked
         async with http_errors():
-            try:
-                user = await auth.users.authenticate(form.value.username, form.value.password)
-            except PasswordPolicyError:
-                user = None  # e.g. an over-long password: the same answer as a wrong one
-            if user is None:
-                back = failed_login(flow, form.next)
-                if back is not None:
-                    return back
-                raise unauthorized(BAD_LOGIN)
-            await revoke_presented(request)
-            ip, user_agent = client_of(request)
-            issued = await auth.sessions.issue_session(user.id, ip=ip, user_agent=user_agent)
+            issued = await start_session(request, user)
         pair = token_pair(response, issued)
-        answer = UserInfo(id=user.id, username=user.username) if cookie_only else pair
+        answer = UserInfo.of(user) if cookie_only else pair
         return finish(flow, form.next, response, answer)
 
     async def revoke_presented(request: Request) -> None:
@@ -193,9 +195,15 @@ def build_router(
             if isinstance(claims.get("sid"), str):
                 await auth.sessions.revoke_session(claims["sub"], claims["sid"])
 
-    async def rotated(old: str, response: Response) -> TokenPair:
+    async def rotated(old: str, request: Request, response: Response) -> TokenPair:
         async with http_errors():
-            issued = await auth.sessions.rotate_session(old)
+            try:
+                issued = await auth.sessions.rotate_session(old)
+            except TokenReuseError as exc:
+                await events.emit(
+                    "token_reuse", request, user_id=exc.user_id, session_id=exc.session_id
+                )
+                raise
             if await active_user(issued.session.user_id) is None:
                 await auth.sessions.revoke(issued.token)
                 raise unauthorized()
@@ -220,7 +228,7 @@ def build_router(
             if token is None:
                 raise unauthorized()
             auth.origins.check(request)  # a cookie-authenticated unsafe request
-            await rotated(token, response)
+            await rotated(token, request, response)
 
     else:
 
@@ -231,7 +239,7 @@ def build_router(
                 400: {"description": "The body could not be decoded", "model": ErrorBody},
             },
         )
-        async def refresh(body: Refresh, response: Response) -> TokenPair:
+        async def refresh(body: Refresh, request: Request, response: Response) -> TokenPair:
             """Rotate a refresh token: a new pair, the old refresh token revoked.
 
             Presenting a refresh token that was already rotated is treated as
@@ -239,7 +247,7 @@ def build_router(
             (unless the app allows a ``rotation_grace``, for two tabs
             refreshing at once).
             """
-            return await rotated(body.refresh_token, response)
+            return await rotated(body.refresh_token, request, response)
 
     no_body = body_openapi(BrowserForm, required=False)
 
@@ -267,15 +275,18 @@ def build_router(
                 # False: the session ended during this request (e.g. a refresh
                 # rotated it away); the client must log out with what it now holds.
                 ended = await auth.sessions.revoke_session(session.user_id, session.id)
+                who: tuple[str | None, str | None] = (session.user_id, session.id)
             else:
                 token = transport.cookie_of(request)
                 if token is None:
                     raise unauthorized()
                 auth.origins.check(request)
                 ended = await auth.sessions.revoke(token)  # or its successor from a race
+                who = (parse_token(token).user_id, None) if ended else (None, None)
             if not ended:
                 raise unauthorized()
         transport.delete_cookie(response)
+        await events.emit("logout", request, user_id=who[0], session_id=who[1])
         return finish(flow, next_page, response, None)
 
     @router.post(
@@ -291,57 +302,10 @@ def build_router(
             revoked = await auth.sessions.revoke_all(
                 principal.user.id, except_session_id=principal.session.id
             )
+        await events.emit(
+            "logout_all", request, user_id=principal.user.id, session_id=principal.session.id
+        )
         return finish(flow, next_page, Response(), Revoked(revoked=revoked))
-
-    @router.get("/sessions", responses=CREDENTIAL_RESPONSES)
-    async def list_sessions(
-        principal: CurrentPrincipal,
-        limit: Annotated[
-            int,
-            Query(ge=1, le=MAX_LISTED, description="How many sessions to return, newest first."),
-        ] = DEFAULT_LISTED,
-    ) -> list[SessionInfo]:
-        """The caller's active sessions (devices), newest first, at most *limit*. Never a token."""
-        async with http_errors():
-            sessions = await auth.sessions.list_sessions(principal.user.id)
-        return [session_info(s, current=s.id == principal.session.id) for s in sessions[:limit]]
-
-    @router.delete(
-        "/sessions/{session_id}",
-        status_code=status.HTTP_204_NO_CONTENT,
-        responses={**CREDENTIAL_RESPONSES, **NOT_YOURS},
-    )
-    async def revoke_session(
-        session_id: str, principal: CurrentPrincipal, response: Response
-    ) -> None:
-        """Revoke one of the caller's sessions by its id. 404 when it is not theirs."""
-        await revoke_one(session_id, principal, response)
-
-    @router.post(
-        "/sessions/{session_id}/revoke",
-        status_code=status.HTTP_204_NO_CONTENT,
-        response_model=None,
-        responses={**FORM_RESPONSES, **NOT_YOURS},
-        openapi_extra=no_body,
-    )
-    async def revoke_session_form(
-        session_id: str, principal: CurrentPrincipal, request: Request, response: Response
-    ) -> Any:
-        """``DELETE /sessions/{id}`` for HTML forms, which cannot send a DELETE.
-
-        A browser form with ``next`` is sent there with a 303.
-        """
-        next_page = await browser_next(auth.origins, request)
-        await revoke_one(session_id, principal, response)
-        return finish(flow, next_page, response, None)
-
-    async def revoke_one(session_id: str, principal: Principal, response: Response) -> None:
-        async with http_errors():
-            revoked = await auth.sessions.revoke_session(principal.user.id, session_id)
-        if not revoked:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such session")
-        if session_id == principal.session.id and principal.via == "cookie":
-            transport.delete_cookie(response)
 
     @router.post(
         "/password",
@@ -387,25 +351,15 @@ def build_router(
                     transport.delete_cookie(response)
         if issued is not None:
             transport.set_cookie(response, issued.token, issued.session)
+        await events.emit("password_changed", request, user_id=user.id, session_id=session.id)
         changed = PasswordChanged(revoked=revoked, rotated=issued is not None)
         return finish(flow, form.next, response, changed)
 
     @router.get("/me", responses=CREDENTIAL_RESPONSES)
     async def me(principal: CurrentPrincipal) -> UserInfo:
         """The caller's account."""
-        return UserInfo(id=principal.user.id, username=principal.user.username)
+        return UserInfo.of(principal.user)
 
+    add_device_routes(router, auth, flow, events)
+    add_account_routes(router, auth, flow, options)
     return router
-
-
-def session_info(session: AuthSession, *, current: bool) -> SessionInfo:
-    """The public view of *session*."""
-    return SessionInfo(
-        id=session.id,
-        created_at=session.created_at,
-        last_seen_at=session.last_seen_at,
-        expires_at=session.expires_at,
-        ip=session.ip,
-        user_agent=session.user_agent,
-        current=current,
-    )

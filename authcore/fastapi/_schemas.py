@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, PlainSerializer
+from pydantic import BaseModel, PlainSerializer, model_validator
+
+from authcore.sessions import AuthSession
+from authcore.users import User
 
 __all__ = [
+    "Accepted",
+    "EmailToken",
+    "ForgotPassword",
     "PasswordChange",
     "PasswordChanged",
     "Refresh",
     "Registration",
+    "ResetPassword",
     "Revoked",
     "SessionInfo",
     "TokenPair",
@@ -27,6 +34,7 @@ class Registration(BaseModel):
 
     username: str
     password: str
+    email: str | None = None
 
 
 class UserInfo(BaseModel):
@@ -34,6 +42,20 @@ class UserInfo(BaseModel):
 
     id: str
     username: str
+    email: str | None
+    is_active: bool
+    is_verified: bool
+
+    @classmethod
+    def of(cls, user: User) -> UserInfo:
+        """The public view of *user*."""
+        return cls(
+            id=user.id,
+            username=user.username,
+            email=user.email,
+            is_active=user.is_active,
+            is_verified=user.is_verified,
+        )
 
 
 class TokenPair(BaseModel):
@@ -73,6 +95,19 @@ class SessionInfo(BaseModel):
     user_agent: str | None
     current: bool
 
+    @classmethod
+    def of(cls, session: AuthSession, *, current: bool) -> SessionInfo:
+        """The public view of *session*."""
+        return cls(
+            id=session.id,
+            created_at=session.created_at,
+            last_seen_at=session.last_seen_at,
+            expires_at=session.expires_at,
+            ip=session.ip,
+            user_agent=session.user_agent,
+            current=current,
+        )
+
 
 class PasswordChange(BaseModel):
     """``POST /password``: the current password and the new one."""
@@ -91,3 +126,35 @@ class PasswordChanged(BaseModel):
 
     revoked: int
     rotated: bool
+
+
+class ForgotPassword(BaseModel):
+    """``POST /forgot-password``: the account, by its username or its email address."""
+
+    username: str | None = None
+    email: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ForgotPassword:
+        if (self.username is None) == (self.email is None):
+            raise ValueError("give either username or email")
+        return self
+
+
+class ResetPassword(BaseModel):
+    """``POST /reset-password``: the token from the reset mail and the new password."""
+
+    token: str
+    password: str
+
+
+class EmailToken(BaseModel):
+    """``POST /verify``: the token from the verification mail."""
+
+    token: str
+
+
+class Accepted(BaseModel):
+    """A 202: the request was taken; what follows happens out of band (a mail)."""
+
+    detail: str

@@ -65,8 +65,11 @@ class SessionBackend(Protocol):
 class UserBackend(Protocol):
     """The user store methods the integration calls."""
 
-    async def create_user(self, username: str, password: str) -> User:
-        """Create a user; ``UserExistsError``, ``PasswordPolicyError``."""
+    async def create_user(self, username: str, password: str, *, email: str | None = None) -> User:
+        """Create a user; ``UserExistsError``, ``PasswordPolicyError``.
+
+        ``/register`` passes *email* only when the client sent one.
+        """
 
     async def authenticate(self, username: str, password: str) -> User | None:
         """The active user with that password, else ``None``."""
@@ -82,3 +85,18 @@ class UserBackend(Protocol):
 
     async def set_active(self, user_id: UserId, active: bool) -> None:
         """Activate or deactivate a user; ``UserNotFoundError``."""
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        """The user with that (normalised) email address, else ``None``."""
+
+    async def make_reset_token(self, user_id: UserId, *, ttl: timedelta = ...) -> str:
+        """A one-time password reset token (for ``/forgot-password``)."""
+
+    async def reset_password(self, token: str, new_password: str) -> User:
+        """Set a new password with a reset token; ``InvalidTokenError``, ``PasswordPolicyError``."""
+
+    async def make_verify_token(self, user_id: UserId, *, ttl: timedelta = ...) -> str:
+        """A one-time email verification token; ``ValueError`` without an address."""
+
+    async def verify_email(self, token: str) -> User:
+        """Mark the address verified with a verification token; ``InvalidTokenError``."""

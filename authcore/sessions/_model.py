@@ -321,10 +321,15 @@ _MESSAGES = {
 }
 
 
-def error_for(status: Status | None) -> InvalidTokenError:
-    """The exception for a session that is not active (``None``: unknown token)."""
+def error_for(status: Status | None, row: Any = None) -> InvalidTokenError:
+    """The exception for a session that is not active (``None``: unknown token).
+
+    A reuse names the user and the session of *row* (a stored row or record), for audit logs.
+    """
     if status is None:
         return InvalidTokenError("unknown session token")
+    if status is Status.REUSED and row is not None:
+        return TokenReuseError(_MESSAGES[status], user_id=row.user_id, session_id=row.id)
     return _ERRORS[status](_MESSAGES[status])
 
 

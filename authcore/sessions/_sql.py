@@ -324,7 +324,7 @@ class SessionStore(SqlJoinedReads):
                     await self._revoke_family(conn, row.family_id, now)  # type: ignore[union-attr]
                 elif status is Status.ACTIVE:  # pragma: no cover - claimed above
                     raise InvalidTokenError("session changed during rotation; try again")
-        raise error_for(status)
+        raise error_for(status, row)
 
     @uncancellable
     async def revoke(self, token: str) -> bool:

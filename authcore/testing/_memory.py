@@ -125,7 +125,7 @@ class InMemorySessionStore(BaseSessionStore):
         if status is Status.REUSED:
             assert record is not None
             self._revoke_family(record.family_id, now)
-        raise error_for(status)
+        raise error_for(status, record)
 
     async def issue_session(
         self,
