@@ -661,6 +661,21 @@ async def test_logout_of_a_rotated_away_token_ends_its_successor(
     assert await store.get_session(bystander) is not None
 
 
+async def test_revoke_session_of_a_rotated_away_session_ends_its_successor(
+    store: BaseSessionStore,
+) -> None:
+    old = await store.issue_session("u")
+    bystander = await store.create_session("u")
+    new = await store.rotate(old.token)  # the refresh won a race with a logout by access token
+    assert await store.revoke_session("intruder", old.session.id) is False  # never another's
+    assert await store.get_session(new) is not None
+    assert await store.revoke_session("u", old.session.id) is True
+    with pytest.raises(TokenRevokedError):
+        await store.validate(new)
+    assert await store.revoke_session("u", old.session.id) is False  # nothing left to end
+    assert await store.get_session(bystander) is not None
+
+
 async def test_cap_holds_under_concurrent_creates(make_store: StoreFactory) -> None:
 
     store = await make_store(max_sessions_per_user=3)

@@ -156,14 +156,23 @@ class Credentials:
         self.origins = origins
         self._make_dependencies()
 
-    async def session_from_jwt(self, token: str) -> AuthSession:
-        """The active session an access token was issued for; else ``InvalidTokenError``."""
+    def access_claims(self, token: str) -> tuple[str, str]:
+        """The user id (``sub``) and session id (``sid``) of a verified access token.
+
+        Raises:
+            InvalidTokenError: the token does not verify or names no session.
+        """
         claims = self.jwt.verify(token)
         sid = claims.get("sid")
         if not isinstance(sid, str):
             raise InvalidTokenError("the access token names no session")
+        return claims["sub"], sid
+
+    async def session_from_jwt(self, token: str) -> AuthSession:
+        """The active session an access token was issued for; else ``InvalidTokenError``."""
+        user_id, sid = self.access_claims(token)
         session = await self.sessions.get_session_by_id(sid)
-        if session is None or session.user_id != claims["sub"]:
+        if session is None or session.user_id != user_id:
             raise InvalidTokenError("the access token's session is not active")
         return session
 

@@ -261,9 +261,10 @@ def build_router(
     async def logout(request: Request, response: Response, bearer: Bearer) -> Any:
         """End the current session and clear the session cookie.
 
-        With the session cookie, logging out a token that a concurrent
-        ``/refresh`` has just rotated away ends the session made by that
-        refresh too. 401 when the credentials name no active session. A
+        Logging out a session that a concurrent ``/refresh`` has just rotated
+        away (by its cookie or by an access token issued for it) ends the
+        session made by that refresh too. 401 when the credentials name no
+        session that is or was just replaced by an active one. A
         browser form with ``next`` is sent there with a 303.
         """
         next_page = await browser_next(auth.origins, request)
@@ -271,11 +272,10 @@ def build_router(
             bearer = None  # bearer headers are not accepted
         async with http_errors():
             if bearer is not None:  # the header wins, as in the dependencies
-                session = await auth.session_from_jwt(bearer)
-                # False: the session ended during this request (e.g. a refresh
-                # rotated it away); the client must log out with what it now holds.
-                ended = await auth.sessions.revoke_session(session.user_id, session.id)
-                who: tuple[str | None, str | None] = (session.user_id, session.id)
+                user_id, session_id = auth.access_claims(bearer)
+                # A session a concurrent refresh rotated away ends its successor too.
+                ended = await auth.sessions.revoke_session(user_id, session_id)
+                who: tuple[str | None, str | None] = (user_id, session_id)
             else:
                 token = transport.cookie_of(request)
                 if token is None:

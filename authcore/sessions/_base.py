@@ -320,7 +320,11 @@ class BaseSessionStore(abc.ABC):
 
     @abc.abstractmethod
     async def revoke_session(self, user_id: UserId, session_id: str) -> bool:
-        """Revoke one session by public id, only among *user_id*'s active sessions.
+        """Revoke one session by public id, only among *user_id*'s sessions.
+
+        Like :meth:`revoke`: when that session was rotated away (a refresh
+        racing a logout by access token, say), the active sessions of its
+        rotation family are revoked instead, so the device is logged out.
 
         Returns:
             ``True`` when a session was revoked.

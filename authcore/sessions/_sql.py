@@ -408,6 +408,30 @@ class SessionStore(SqlJoinedReads):
         sid = check_session_id(session_id)
         if sid is None:
             return False
+        now = self._now()
         with storage_errors("revoking a session"):
-            condition = and_(t.c.id == sid, t.c.user_id == uid)
-            return await self._revoke_where(condition, self._now(), Reason.LOGOUT) == 1
+            async with write_transaction(self.engine) as conn:
+                revoked = await conn.execute(
+                    update(t)
+                    .where(t.c.id == sid, t.c.user_id == uid, self._active(now))
+                    .values(revoked_at=now, revoke_reason=Reason.LOGOUT.value)
+                )
+                if revoked.rowcount == 1:
+                    return True
+                # Rotated away (a refresh racing a logout by access token): end the
+                # sessions that replaced it, as revoke() does for a token.
+                rotated = (
+                    select(t.c.family_id)
+                    .where(
+                        t.c.id == sid,
+                        t.c.user_id == uid,
+                        t.c.revoke_reason == Reason.ROTATED.value,
+                    )
+                    .scalar_subquery()
+                )
+                family = await conn.execute(
+                    update(t)
+                    .where(t.c.family_id == rotated, self._active(now))
+                    .values(revoked_at=now, revoke_reason=Reason.LOGOUT.value)
+                )
+                return family.rowcount > 0

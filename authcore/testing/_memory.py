@@ -194,9 +194,12 @@ class InMemorySessionStore(BaseSessionStore):
         if self._active(record, now):
             self._revoke(record, now, Reason.LOGOUT)
             return True
+        return self._end_successors(record, now)
+
+    def _end_successors(self, record: _Record, now: datetime) -> bool:
+        """Rotated away (a refresh raced this logout): end what replaced it."""
         if record.revoke_reason != Reason.ROTATED:
             return False
-        # Rotated away (a refresh raced this logout): end what replaced it.
         successors = self._active_in_family(record.family_id, now)
         for successor in successors:
             self._revoke(successor, now, Reason.LOGOUT)
@@ -249,10 +252,12 @@ class InMemorySessionStore(BaseSessionStore):
         sid = check_session_id(session_id)
         record = None if sid is None else self._by_id.get(sid)
         now = self._now()
-        if record is None or record.user_id != uid or not self._active(record, now):
+        if record is None or record.user_id != uid:
             return False
-        self._revoke(record, now, Reason.LOGOUT)
-        return True
+        if self._active(record, now):
+            self._revoke(record, now, Reason.LOGOUT)
+            return True
+        return self._end_successors(record, now)
 
     async def purge_expired(
         self, *, batch_size: int = 1000, progress: Progress | None = None
