@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,16 +103,34 @@ async def make_store(
     request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
 ) -> AsyncIterator[StoreFactory]:
     """Build stores of one backend with any options; the clock defaults to ``clock``."""
+    async with backend_factory(request, tmp_path, InMemorySessionStore, SessionStore) as make:
+
+        async def factory(**options: Any) -> BaseSessionStore:
+            options.setdefault("clock", clock)
+            store: BaseSessionStore = await make(**options)
+            return store
+
+        yield factory
+
+
+@asynccontextmanager
+async def backend_factory(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    fake: Callable[..., Any],
+    sql: Callable[..., Any],
+) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """A factory of stores on ``request.param``'s backend: *fake* for ``"fake"``, else
+    *sql* on one engine that all of them share, disposed (and checked) at the end."""
     backend: str = request.param
     engines: list[AsyncEngine] = []
 
-    async def factory(**options: Any) -> BaseSessionStore:
-        options.setdefault("clock", clock)
+    async def factory(**options: Any) -> Any:
         if backend == "fake":
-            return InMemorySessionStore(**options)
+            return fake(**options)
         if not engines:
             engines.append(await new_engine(backend, request, tmp_path))
-        return SessionStore(engines[0], **options)
+        return sql(engines[0], **options)
 
     try:
         yield factory

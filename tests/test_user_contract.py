@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore import (
     InvalidTokenError,
@@ -27,12 +26,11 @@ from authcore import (
     TokenExpiredError,
     UserExistsError,
     UserNotFoundError,
-    dispose_engine,
 )
 from authcore.testing import FakeClock, InMemoryUserStore, fast_hasher
 from authcore.users import BaseUserStore, User, UserStore
 
-from .conftest import new_engine
+from .conftest import backend_factory
 
 USER_BACKENDS = [
     "sqlite-memory",
@@ -52,23 +50,15 @@ async def make_users(
     request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
 ) -> AsyncIterator[UsersFactory]:
     """Build user stores of one backend (sharing one database); fast bcrypt, ``clock``."""
-    backend: str = request.param
-    engines: list[AsyncEngine] = []
+    async with backend_factory(request, tmp_path, InMemoryUserStore, UserStore) as make:
 
-    async def factory(**options: Any) -> BaseUserStore:
-        options.setdefault("clock", clock)
-        options.setdefault("hasher", fast_hasher())
-        if backend == "fake":
-            return InMemoryUserStore(**options)
-        if not engines:
-            engines.append(await new_engine(backend, request, tmp_path))
-        return UserStore(engines[0], **options)
+        async def factory(**options: Any) -> BaseUserStore:
+            options.setdefault("clock", clock)
+            options.setdefault("hasher", fast_hasher())
+            users: BaseUserStore = await make(**options)
+            return users
 
-    try:
         yield factory
-    finally:
-        for engine in engines:
-            assert await dispose_engine(engine)
 
 
 @pytest_asyncio.fixture

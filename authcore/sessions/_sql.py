@@ -38,24 +38,14 @@ from authcore.sessions._model import (
     to_session,
 )
 from authcore.sessions._sql_joined import SqlJoinedReads
+from authcore.sessions._sql_maintenance import PUBLIC_COLUMNS, STATE_COLUMNS
 from authcore.tokens import UserId, normalize_user_id
 
 __all__ = ["SessionStore"]
 
 
-_PUBLIC_COLUMNS = (
-    t.c.id,
-    t.c.user_id,
-    t.c.created_at,
-    t.c.last_seen_at,
-    t.c.expires_at,
-    t.c.data,
-    t.c.ip,
-    t.c.user_agent,
-)
-_STATE_COLUMNS = (t.c.family_id, t.c.revoked_at, t.c.revoke_reason)
-_BY_DIGEST = select(*_PUBLIC_COLUMNS, *_STATE_COLUMNS).where(t.c.token_hash == bindparam("digest"))
-_BY_ID = select(*_PUBLIC_COLUMNS, *_STATE_COLUMNS).where(t.c.id == bindparam("sid"))
+_BY_DIGEST = select(*PUBLIC_COLUMNS, *STATE_COLUMNS).where(t.c.token_hash == bindparam("digest"))
+_BY_ID = select(*PUBLIC_COLUMNS, *STATE_COLUMNS).where(t.c.id == bindparam("sid"))
 # Built once: constructing ``insert(t).values(row)`` per call cost more than the
 # INSERT itself on SQLite (a bind parameter object per column, every time).
 _INSERT = insert(t)
@@ -305,7 +295,7 @@ class SessionStore(SqlJoinedReads):
                         update(t)
                         .where(t.c.token_hash == digest, self._active(now))
                         .values(revoked_at=now, revoke_reason=Reason.ROTATED.value)
-                        .returning(*_PUBLIC_COLUMNS, t.c.family_id)
+                        .returning(*PUBLIC_COLUMNS, t.c.family_id)
                     )
                 ).first()
                 if claimed is not None:
@@ -393,7 +383,7 @@ class SessionStore(SqlJoinedReads):
         uid = normalize_user_id(user_id)
         now = self._now()
         query = (
-            select(*_PUBLIC_COLUMNS)
+            select(*PUBLIC_COLUMNS)
             .where(t.c.user_id == uid, self._active(now))
             .order_by(t.c.created_at.desc(), t.c.id.desc())
         )

@@ -32,7 +32,7 @@ from authcore.sessions._model import (
     error_for,
     to_session,
 )
-from authcore.sessions._sql_maintenance import SqlMaintenance
+from authcore.sessions._sql_maintenance import PUBLIC_COLUMNS, STATE_COLUMNS, SqlMaintenance
 
 __all__ = ["USER_FIELDS", "SqlJoinedReads"]
 
@@ -40,17 +40,8 @@ __all__ = ["USER_FIELDS", "SqlJoinedReads"]
 USER_FIELDS = ("id", "username", "email", "is_active", "is_verified", "created_at", "last_login_at")
 
 _COLUMNS = (
-    t.c.id,
-    t.c.user_id,
-    t.c.created_at,
-    t.c.last_seen_at,
-    t.c.expires_at,
-    t.c.data,
-    t.c.ip,
-    t.c.user_agent,
-    t.c.family_id,
-    t.c.revoked_at,
-    t.c.revoke_reason,
+    *PUBLIC_COLUMNS,
+    *STATE_COLUMNS,
     u.c.id.label("user_row_id"),  # NULL: the session's user has no row
     *(u.c[name].label(f"user_{name}") for name in USER_FIELDS if name != "id"),
 )

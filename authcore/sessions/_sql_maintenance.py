@@ -14,7 +14,21 @@ from authcore.db._schema import sessions_table as t
 from authcore.sessions._base import BaseSessionStore, Progress, notify
 from authcore.sessions._model import Reason, SessionStats, check_batch_size
 
-__all__ = ["SqlMaintenance"]
+__all__ = ["PUBLIC_COLUMNS", "STATE_COLUMNS", "SqlMaintenance"]
+
+#: The columns an ``AuthSession`` is built from.
+PUBLIC_COLUMNS = (
+    t.c.id,
+    t.c.user_id,
+    t.c.created_at,
+    t.c.last_seen_at,
+    t.c.expires_at,
+    t.c.data,
+    t.c.ip,
+    t.c.user_agent,
+)
+#: The columns a session's status is decided by (beside its times).
+STATE_COLUMNS = (t.c.family_id, t.c.revoked_at, t.c.revoke_reason)
 
 
 class SqlMaintenance(BaseSessionStore):
