@@ -225,9 +225,13 @@ def _address(ip: str | None) -> str | None:
     if ip is None or len(ip) > MAX_IP_LENGTH:
         return None
     try:
-        address = str(ipaddress.ip_address(ip.strip()))
+        parsed = ipaddress.ip_address(ip.strip())
     except ValueError:
         return None
+    # An IPv4-mapped IPv6 address is written with its IPv4 part in dotted form, the
+    # same on every Python (3.13 changed str() to that form; 3.12 wrote hex groups).
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    address = f"::ffff:{mapped}" if mapped is not None else str(parsed)
     return address if len(address) <= MAX_IP_LENGTH else None
 
 
