@@ -15,6 +15,7 @@ from authcore.cli._database import (
     CommandError,
     check_database,
     engine_for,
+    password_from_stdin,
     schema_problems,
     settings_from_args,
     store_for,
@@ -190,18 +191,7 @@ def _read_password() -> str:
         if getpass.getpass("Repeat it: ") != password:
             raise CommandError("the two passwords differ")
         return password
-    data = sys.stdin.buffer.read(64 * 1024)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None  # raised below, outside the handler: the input is not chained
-    if text is None:
-        raise CommandError("standard input is not UTF-8 text")
-    if text.endswith("\n"):
-        text = text[:-2] if text.endswith("\r\n") else text[:-1]
-    if "\n" in text:
-        raise CommandError("expected one line on standard input (the password)")
-    return text
+    return password_from_stdin(CommandError)
 
 
 def _cmd_hash_password(args: argparse.Namespace) -> int:

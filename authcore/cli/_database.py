@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ __all__ = [
     "check_database",
     "engine_for",
     "schema_problems",
+    "password_from_stdin",
     "settings_from_args",
     "store_for",
 ]
@@ -178,3 +180,26 @@ def settings_from_args(
         require_secret=require_secret,
         allow_test_rounds=args.allow_test_rounds,
     )
+
+
+def password_from_stdin(error: type[Exception], *, limit: int = 64 * 1024) -> str:
+    """One line of standard input (a password) without its line ending.
+
+    Raises *error* (the caller's usage or command error) for input over
+    *limit* bytes, input that is not UTF-8, or more than one line; its
+    message never contains the input.
+    """
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        raise error("standard input is too long for a password")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None  # raised below, outside the handler: the input is not chained
+    if text is None:
+        raise error("standard input is not UTF-8 text")
+    if text.endswith("\n"):
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    if "\n" in text:
+        raise error("expected one line on standard input (the password)")
+    return text

@@ -15,7 +15,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from authcore.cli._database import CommandError, engine_for, settings_from_args
+from authcore.cli._database import (
+    CommandError,
+    engine_for,
+    password_from_stdin,
+    settings_from_args,
+)
 from authcore.config import Settings
 
 if TYPE_CHECKING:
@@ -23,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_users_parser", "run_users"]
 
-_MAX_STDIN = 64 * 1024
 
 
 class _UsageError(Exception):
@@ -60,26 +64,9 @@ def add_users_parser(
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _stdin_password() -> str:
-    data = sys.stdin.buffer.read(_MAX_STDIN + 1)
-    if len(data) > _MAX_STDIN:
-        raise _UsageError("standard input is too long for a password")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None  # raised below, outside the handler: the input is not chained
-    if text is None:
-        raise _UsageError("standard input is not UTF-8 text")
-    if text.endswith("\n"):
-        text = text[:-2] if text.endswith("\r\n") else text[:-1]
-    if "\n" in text:
-        raise _UsageError("expected one line on standard input (the password)")
-    return text
-
-
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
-        return _stdin_password()
+        return password_from_stdin(_UsageError)
     if not sys.stdin.isatty():
         raise _UsageError("no terminal to ask for the password on; use --password-stdin")
     import getpass
