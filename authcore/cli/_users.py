@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["add_users_parser", "run_users"]
 
 
-
 class _UsageError(Exception):
     """Bad input on the command line: one line on stderr, exit status 2."""
 
