@@ -229,12 +229,9 @@ class Credentials:
         """:meth:`resolve` with the session and its user read in one statement."""
         via: Literal["bearer", "cookie"]
         if bearer is not None:
-            claims = self.jwt.verify(bearer)
-            sid = claims.get("sid")
-            if not isinstance(sid, str):
-                raise InvalidTokenError("the access token names no session")
+            user_id, sid = self.access_claims(bearer)
             found = await sessions.session_with_user(sid)
-            if found is None or found[0].user_id != claims["sub"]:
+            if found is None or found[0].user_id != user_id:
                 raise InvalidTokenError("the access token's session is not active")
             session, columns = found
             via, token = "bearer", None
