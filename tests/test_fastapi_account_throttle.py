@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
+import authcore.passwords._pool as passwords_pool
 from authcore import LoginThrottle, PasswordHasher, create_engine, dispose_engine
-from authcore import passwords as passwords_module
 from authcore.fastapi import AuthCore, AuthEvent
 from authcore.fastapi._login import unless_disconnected
 from authcore.testing import FakeClock, InMemorySessionStore, InMemoryUserStore, fast_hasher
@@ -187,7 +187,7 @@ class BusyPool:
     """Every worker thread of the bcrypt pool held until :meth:`release`."""
 
     def __init__(self) -> None:
-        executor, workers = passwords_module._get_executor(), passwords_module._worker_count()
+        executor, workers = passwords_pool.get_executor(), passwords_pool.worker_count()
         self.started, self.released = threading.Barrier(workers + 1), threading.Event()
         self.blockers = [executor.submit(self._block) for _ in range(workers)]
         self.started.wait(10)
@@ -218,9 +218,9 @@ def test_a_full_hashing_queue_answers_503_at_once(clock: FakeClock) -> None:
         try:
             queued = client.portal.start_task_soon(hasher.hash, "one waiting job")
             deadline = time.monotonic() + 10
-            while passwords_module.waiting_hashes() < 1 and time.monotonic() < deadline:
+            while passwords_pool.waiting_hashes() < 1 and time.monotonic() < deadline:
                 time.sleep(0.001)  # polling until the job is queued, bounded by the deadline
-            assert passwords_module.waiting_hashes() == 1
+            assert passwords_pool.waiting_hashes() == 1
             response = client.post("/auth/login", json=ACCOUNT)
             assert response.status_code == 503
             assert response.json() == {"detail": "The server is busy; try again shortly"}
@@ -253,7 +253,7 @@ async def test_a_client_that_went_away_is_not_hashed() -> None:
         pool.release()
     assert (finished, result) == (False, None)
     await asyncio.sleep(0)
-    assert passwords_module.waiting_hashes() == 0
+    assert passwords_pool.waiting_hashes() == 0
 
 
 async def test_a_connected_client_gets_its_result() -> None:
@@ -282,13 +282,13 @@ async def test_the_queue_is_bounded_by_the_expected_wait() -> None:
 
     hasher = PasswordHasher(rounds=4, max_queue_wait=timedelta(seconds=1))
     # As if each of its hashes took 5 s per worker thread: one waiting is 5 s ahead.
-    hasher._pace.mean = 5.0 * passwords_module._worker_count()
+    hasher._pace.mean = 5.0 * passwords_pool.worker_count()
     pool = BusyPool()
     try:
         assert not hasher.busy()
         queued = [asyncio.create_task(hasher.hash("the first waits"))]  # nothing ahead of it
         await asyncio.sleep(0)  # the job reaches the queue
-        assert passwords_module.waiting_hashes() == 1
+        assert passwords_pool.waiting_hashes() == 1
         assert hasher.busy()
         with pytest.raises(HasherBusyError) as caught:
             await hasher.hash("one too many")
@@ -297,5 +297,5 @@ async def test_the_queue_is_bounded_by_the_expected_wait() -> None:
     finally:
         pool.release()
     assert all(await asyncio.gather(*queued))
-    assert passwords_module.waiting_hashes() == 0
+    assert passwords_pool.waiting_hashes() == 0
     assert not hasher.busy()

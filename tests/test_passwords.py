@@ -17,6 +17,8 @@ import pytest
 from authcore import passwords
 from authcore.errors import DependencyVersionError, PasswordPolicyError
 from authcore.passwords import PasswordHasher
+from authcore.passwords._bcrypt import check_bcrypt_version
+from authcore.passwords._pool import get_executor, worker_count
 
 PASSWORD = "correct horse"
 # Hashes of PASSWORD at cost 4 made by other software (the bcrypt package, passlib 1.7.4).
@@ -390,7 +392,7 @@ def test_scheme_is_validated() -> None:
 @pytest.mark.parametrize("version", ["5.0.0", "4.0.1", "3.2.2", "garbage", "", "10.1"])
 def test_bcrypt_version_outside_the_range_is_refused(version: str) -> None:
     with pytest.raises(DependencyVersionError) as caught:
-        passwords._check_bcrypt_version(version)
+        check_bcrypt_version(version)
     assert isinstance(caught.value, ImportError)
     assert repr(version) in str(caught.value)
     assert 'pip install "bcrypt>=4.1,<5"' in str(caught.value)
@@ -398,7 +400,7 @@ def test_bcrypt_version_outside_the_range_is_refused(version: str) -> None:
 
 @pytest.mark.parametrize("version", ["4.1.0", "4.1.3", "4.3.0", "4.99"])
 def test_bcrypt_version_inside_the_range_is_accepted(version: str) -> None:
-    passwords._check_bcrypt_version(version)
+    check_bcrypt_version(version)
 
 
 def test_constructing_with_an_unsupported_bcrypt_raises(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -471,8 +473,9 @@ def test_a_forked_child_gets_a_working_pool(tmp_path: Any) -> None:
     code = """
         import asyncio, os, signal, threading, time, warnings
         import authcore.passwords as p
+        from authcore.passwords._pool import get_executor, worker_count
         h = p.PasswordHasher(rounds=4)
-        executor, n = p._get_executor(), p._worker_count()
+        executor, n = get_executor(), worker_count()
         barrier = threading.Barrier(n)
         for job in [executor.submit(barrier.wait, 10) for _ in range(n)]:
             job.result()  # every worker thread of the parent now exists
@@ -541,7 +544,7 @@ async def test_a_cancelled_caller_never_runs_its_queued_hash(
     hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = spy_on(hasher, monkeypatch)
-    executor, workers = passwords._get_executor(), passwords._worker_count()
+    executor, workers = get_executor(), worker_count()
     started, release = threading.Barrier(workers + 1), threading.Event()
 
     def block() -> bool:
