@@ -15,13 +15,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy import Column, ColumnElement, Index, String, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore._time import Clock, positive_timedelta, read_clock, system_clock
 from authcore.db._engine import read_connection, write_transaction
 from authcore.db._errors import storage_errors, uncancellable
-from authcore.db._schema import login_failures_table as f
+from authcore.db._schema import UTCDateTime, metadata
 from authcore.errors import LoginThrottledError
 from authcore.users._model import name_key
 
@@ -29,6 +29,19 @@ __all__ = ["LoginThrottle"]
 
 MAX_IP_LENGTH: Final = 64
 _CLEARED: Final = ""  # the username_key of a failure that counts for its IP only
+
+login_failures_table = Table(
+    "authcore_login_failures",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    # SHA-256 of the normalised username (known or not): no account names at rest.
+    Column("username_key", String(64), nullable=False),
+    Column("ip", String(64), nullable=True),
+    Column("failed_at", UTCDateTime(), nullable=False, index=True),
+    Index("ix_authcore_login_failures_username_key_failed_at", "username_key", "failed_at"),
+    Index("ix_authcore_login_failures_ip_failed_at", "ip", "failed_at"),
+)
+f = login_failures_table  # the short name the queries below use
 
 
 def _username_key(username: object) -> str:

@@ -59,7 +59,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authcore import PasswordHasher, SessionStore, create_engine, create_schema, dispose_engine
 from authcore.cli._floor import mint_and_digest, raw_insert, raw_select, seed_sessions, token_recipe
 from authcore.cli._measure import Measurement, timed
-from authcore.db._schema import sessions_table
+from authcore.sessions._table import sessions_table
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ["tokens", "jwt", "passwords", "sessions", "purge", "postgres"]

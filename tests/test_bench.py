@@ -28,7 +28,7 @@ from authcore.cli._floor import (
     token_recipe,
 )
 from authcore.cli._measure import Measurement, percentile
-from authcore.db._schema import sessions_table
+from authcore.sessions._table import sessions_table
 
 from .test_cli import authcore, clean_env, sqlite_url
 

@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore import SessionStore, dispose_engine
-from authcore.db._schema import sessions_table
 from authcore.sessions import BaseSessionStore
+from authcore.sessions._table import sessions_table
 from authcore.testing import InMemorySessionStore
 
 from .conftest import assert_no_checked_out, new_engine

@@ -90,6 +90,89 @@ def test_metadata_has_a_naming_convention() -> None:
     assert "ix_authcore_sessions_user_id" in names
 
 
+# -- the schema: every table, whatever was imported first ----------------------------
+
+ALL_TABLES = [
+    "authcore_login_failures",
+    "authcore_sessions",
+    "authcore_user_tokens",
+    "authcore_users",
+]
+SCHEMA_PROBE = """
+import asyncio, sys
+{imports}
+from sqlalchemy import inspect
+print("authcore.sessions" in sys.modules)
+
+async def main():
+    engine = create_engine("sqlite+aiosqlite://")
+    await create_schema(engine)
+    async with engine.connect() as conn:
+        print(sorted(await conn.run_sync(lambda c: inspect(c).get_table_names())))
+    await dispose_engine(engine)
+
+asyncio.run(main())
+"""
+
+
+def run_fresh(code: str, *flags: str) -> list[str]:
+    """Run *code* in a fresh interpreter; its output lines."""
+    done = subprocess.run(
+        [sys.executable, *flags, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("imports", "stores_loaded"),
+    [
+        ("from authcore.db import create_engine, create_schema, dispose_engine", False),
+        ("from authcore import create_engine, create_schema, dispose_engine", False),
+        ("import authcore.throttle\nfrom authcore.db import *", True),
+        ("from authcore.db import *\nfrom authcore.sessions import SessionStore", True),
+    ],
+)
+def test_create_schema_makes_every_table_whatever_was_imported_first(
+    imports: str, stores_loaded: bool
+) -> None:
+    lines = run_fresh(SCHEMA_PROBE.format(imports=imports), "-W", "error")
+    assert lines == [str(stores_loaded), str(ALL_TABLES)]
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "from authcore.db import metadata",
+        "import authcore; metadata = authcore.metadata",
+        "import authcore.db; metadata = authcore.db.metadata",
+        "from authcore import metadata",
+    ],
+)
+def test_metadata_holds_every_table_on_first_use(imports: str) -> None:
+    code = f"{imports}\nprint(sorted(metadata.tables))"
+    assert run_fresh(code, "-W", "error") == [str(ALL_TABLES)]
+
+
+def test_create_schema_knows_every_module_that_defines_a_table() -> None:
+    # Every module of the package imported: the tables defined anywhere are the
+    # ones that create_schema loads by name (a new table module must be listed).
+    code = (
+        "import importlib, pkgutil, authcore\n"
+        "from authcore.db._schema import metadata\n"
+        "for info in pkgutil.walk_packages(authcore.__path__, 'authcore.'):\n"
+        "    if info.name != 'authcore.__main__':\n"
+        "        importlib.import_module(info.name)\n"
+        "print(sorted(metadata.tables))"
+    )
+    loaded = "from authcore.db._schema import load_tables\nprint(sorted(load_tables().tables))"
+    assert run_fresh(code) == run_fresh(loaded) == [str(ALL_TABLES)]
+
+
 async def test_unreachable_database_is_a_storage_error(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
     try:
@@ -356,8 +439,8 @@ async def test_debug_logging_shows_no_secret(
     from sqlalchemy import select
 
     from authcore import SessionStore, UserStore, hash_token
-    from authcore.db._schema import users_table
     from authcore.testing import fast_hasher
+    from authcore.users._table import users_table
 
     from .conftest import new_engine
 

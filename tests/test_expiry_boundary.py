@@ -22,8 +22,8 @@ from authcore import (
     create_schema,
     dispose_engine,
 )
-from authcore.db._schema import sessions_table
 from authcore.sessions import BaseSessionStore
+from authcore.sessions._table import sessions_table
 from authcore.testing import FakeClock
 
 from .conftest import StoreFactory

@@ -35,7 +35,7 @@ from authcore import (
     hash_token,
 )
 from authcore.db._engine import ASYNCPG_COMMAND_TIMEOUT, ASYNCPG_CONNECT_TIMEOUT
-from authcore.db._schema import sessions_table
+from authcore.sessions._table import sessions_table
 
 from .conftest import _require_postgres, assert_no_checked_out
 from .pgserver import PostgresServer

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from authcore import create_engine, dispose_engine
-from authcore.db._schema import sessions_table
+from authcore.sessions._table import sessions_table
 
 PROCESSES = 4
 SESSIONS_EACH = 400

@@ -17,7 +17,7 @@ from authcore import (
     create_schema,
     hash_token,
 )
-from authcore.db._schema import sessions_table
+from authcore.sessions._table import sessions_table
 
 from .conftest import SQL_BACKENDS, assert_no_checked_out
 

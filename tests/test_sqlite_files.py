@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from authcore import SessionStore, create_engine, create_schema, dispose_engine, hash_token
-from authcore.db._schema import sessions_table
+from authcore.sessions._table import sessions_table
 
 from .test_postgres_scale import PROCESSES, all_at_once, start_workers
 

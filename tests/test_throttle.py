@@ -21,8 +21,8 @@ from authcore import (
     create_schema,
     dispose_engine,
 )
-from authcore.db._schema import login_failures_table
 from authcore.testing import FakeClock, fast_hasher
+from authcore.throttle import login_failures_table
 
 from .conftest import new_engine
 

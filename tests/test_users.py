@@ -21,9 +21,9 @@ from authcore import (
     dispose_engine,
     hash_token,
 )
-from authcore.db._schema import users_table
 from authcore.testing import FakeClock, fast_hasher
 from authcore.users import User, UserStore
+from authcore.users._table import users_table
 
 from .conftest import SQL_BACKENDS
 

@@ -20,8 +20,10 @@ from alembic import command
 from sqlalchemy import Index, MetaData, Table, insert
 
 from authcore import UserStore, create_engine, dispose_engine, metadata
-from authcore.db._schema import NAMING_CONVENTION, sessions_table, users_table
+from authcore.db._schema import NAMING_CONVENTION
+from authcore.sessions._table import sessions_table
 from authcore.testing import fast_hasher
+from authcore.users._table import users_table
 
 from .test_migrations import _schema_of, alembic_config, two_databases_and_app
 

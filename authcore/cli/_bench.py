@@ -38,10 +38,10 @@ from authcore.cli._floor import (
 from authcore.cli._measure import Measurement, timed, timed_loop
 from authcore.db import create_engine, create_schema, dispose_engine
 from authcore.db._errors import storage_errors
-from authcore.db._schema import sessions_table
 from authcore.files import remove_sqlite_database
 from authcore.passwords import PasswordHasher
 from authcore.sessions import SessionStore
+from authcore.sessions._table import sessions_table
 from authcore.tokens import generate_token
 
 __all__ = [

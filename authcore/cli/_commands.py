@@ -129,7 +129,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         from sqlalchemy import func, select
 
         from authcore.db._errors import storage_errors
-        from authcore.db._schema import users_table
+        from authcore.users._table import users_table
 
         async with engine_for(settings.database_url) as engine:
             store = store_for(engine, settings)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authcore._defaults import SESSION_TTL
 from authcore.cli._measure import Measurement, timed, timed_loop
 from authcore.db._errors import storage_errors
-from authcore.db._schema import sessions_table
+from authcore.sessions._table import sessions_table
 from authcore.tokens import generate_token, hash_token, mint_token
 
 __all__ = [

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authcore.db._dispose import dispose_engine
 from authcore.db._engine import DEFAULT_URL, create_engine
 from authcore.db._errors import storage_errors
-from authcore.db._schema import metadata
+from authcore.db._schema import load_tables
 
 __all__ = ["create_schema", "managed_engine"]
 
@@ -21,15 +21,17 @@ __all__ = ["create_schema", "managed_engine"]
 async def create_schema(engine: AsyncEngine) -> None:
     """Create authcore's tables and indexes where they do not exist yet.
 
-    Idempotent: calling it on a database that already has the schema changes
-    nothing, and safe when several processes call it at once on a fresh
-    database (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
+    Every table of authcore is created, whichever of its modules were
+    imported before. Idempotent: calling it on a database that already has
+    the schema changes nothing, and safe when several processes call it at
+    once on a fresh database (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
     Applications that manage their schema with Alembic include
     :data:`authcore.metadata` in their migrations instead.
 
     Raises:
         StorageError: the database failed or is unreachable.
     """
+    metadata = load_tables()
     with storage_errors("creating the schema"):
         async with engine.begin() as conn:
             # Several processes may start at once on a fresh database (app workers

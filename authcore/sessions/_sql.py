@@ -23,7 +23,6 @@ from authcore._time import Clock
 from authcore.db._engine import read_connection, write_transaction
 from authcore.db._errors import run_to_completion, storage_errors, uncancellable
 from authcore.db._logs import hide_driver_arguments
-from authcore.db._schema import sessions_table as t
 from authcore.errors import InvalidTokenError, MalformedTokenError
 from authcore.sessions._model import (
     AuthSession,
@@ -39,6 +38,7 @@ from authcore.sessions._model import (
 )
 from authcore.sessions._sql_joined import SqlJoinedReads
 from authcore.sessions._sql_maintenance import PUBLIC_COLUMNS, STATE_COLUMNS
+from authcore.sessions._table import sessions_table as t
 from authcore.tokens import UserId, normalize_user_id
 
 __all__ = ["SessionStore"]

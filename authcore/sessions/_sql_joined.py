@@ -22,8 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authcore.db._engine import write_transaction
 from authcore.db._errors import run_to_completion, storage_errors
 from authcore.db._fast import FastSelect
-from authcore.db._schema import sessions_table as t
-from authcore.db._schema import users_table as u
 from authcore.sessions._model import (
     AuthSession,
     Status,
@@ -33,6 +31,8 @@ from authcore.sessions._model import (
     to_session,
 )
 from authcore.sessions._sql_maintenance import PUBLIC_COLUMNS, STATE_COLUMNS, SqlMaintenance
+from authcore.sessions._table import sessions_table as t
+from authcore.users._table import users_table as u
 
 __all__ = ["USER_FIELDS", "SqlJoinedReads"]
 

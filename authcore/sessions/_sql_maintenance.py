@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore.db._engine import read_connection, write_transaction
 from authcore.db._errors import run_to_completion, storage_errors, uncancellable
-from authcore.db._schema import sessions_table as t
 from authcore.sessions._base import BaseSessionStore, Progress, notify
 from authcore.sessions._model import Reason, SessionStats, check_batch_size
+from authcore.sessions._table import sessions_table as t
 
 __all__ = ["PUBLIC_COLUMNS", "STATE_COLUMNS", "SqlMaintenance"]
 

@@ -19,13 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authcore._time import Clock
 from authcore.db._engine import read_connection, write_transaction
 from authcore.db._errors import storage_errors, uncancellable
-from authcore.db._schema import user_tokens_table as k
-from authcore.db._schema import users_table as t
 from authcore.errors import UserExistsError
 from authcore.passwords import PasswordHasher
 from authcore.policy import PasswordPolicy
 from authcore.users._base import DEFAULT_POLICY, BaseUserStore
 from authcore.users._model import Account, Purpose, TokenRecord
+from authcore.users._table import user_tokens_table as k
+from authcore.users._table import users_table as t
 
 __all__ = ["UserStore"]
 
