@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore._time import Clock
 from authcore.config import Settings, app_keywords, load_settings
-from authcore.db import create_engine, create_schema, dispose_engine
+from authcore.db import create_schema, dispose_engine
 from authcore.db._engine import DEFAULT_URL
 from authcore.fastapi._account import AccountOptions, TokenHook
 from authcore.fastapi._browser import BrowserFlow
@@ -25,13 +25,13 @@ from authcore.fastapi._events import EventHook, Events
 from authcore.fastapi._http import Principal
 from authcore.fastapi._login import LoginGuard
 from authcore.fastapi._routes import build_router
-from authcore.fastapi._stores import SessionBackend, UserBackend
+from authcore.fastapi._stores import SessionBackend, UserBackend, open_stores
 from authcore.jwt import JWTManager
 from authcore.passwords import PasswordHasher
 from authcore.policy import PasswordPolicy
-from authcore.sessions import AuthSession, SessionStore
+from authcore.sessions import AuthSession
 from authcore.throttle import LoginThrottle
-from authcore.users import User, UserStore
+from authcore.users import User
 
 __all__ = ["AuthCore"]
 
@@ -213,32 +213,26 @@ class AuthCore:
         )
         self.events = Events(on_event, clock)
         account = AccountOptions(self.events, on_password_reset, on_verify_email)
-        if login_throttle is not None and not isinstance(login_throttle, bool | LoginThrottle):
-            raise TypeError("login_throttle must be a LoginThrottle, True, False or None")
-        self.hasher = PasswordHasher() if hasher is None else hasher
-        # An engine only when a store needs one: with both stores injected, no database.
-        self._owns_engine = engine is None and (sessions is None or users is None)
-        if self._owns_engine:
-            engine = create_engine(database_url)
-        self.engine: AsyncEngine | None = engine
-        if sessions is None:  # not `or`: an empty in-memory store is falsy (it has a len)
-            sessions = SessionStore(
-                self._require_engine(),
-                ttl=session_ttl,
-                idle_timeout=idle_timeout,
-                rotation_grace=rotation_grace,
-                max_sessions_per_user=max_sessions_per_user,
-                clock=clock,
-            )
-        if users is None:
-            users = UserStore(
-                self._require_engine(), hasher=self.hasher, policy=password_policy, clock=clock
-            )
-        if login_throttle is True:
-            login_throttle = None if engine is None else LoginThrottle(engine, clock=clock)
-        self.login_throttle: LoginThrottle | None = login_throttle or None
-        self.sessions: SessionBackend = sessions
-        self.users: UserBackend = users
+        stores = open_stores(
+            database_url=database_url,
+            engine=engine,
+            sessions=sessions,
+            users=users,
+            hasher=hasher,
+            password_policy=password_policy,
+            login_throttle=login_throttle,
+            session_ttl=session_ttl,
+            idle_timeout=idle_timeout,
+            rotation_grace=rotation_grace,
+            max_sessions_per_user=max_sessions_per_user,
+            clock=clock,
+        )
+        self.hasher = stores.hasher
+        self._owns_engine = stores.owns_engine
+        self.engine: AsyncEngine | None = stores.engine
+        self.login_throttle: LoginThrottle | None = stores.login_throttle
+        self.sessions: SessionBackend = stores.sessions
+        self.users: UserBackend = stores.users
         self.prefix = prefix
         self.credentials = Credentials(
             transport=self.transport,
@@ -253,11 +247,9 @@ class AuthCore:
         self.optional_session = self.credentials.optional_session
         self.current_user = self.credentials.current_user
         self._account = account
-        # The store's own hasher when it has one (an injected store may differ).
-        hasher = getattr(self.users, "hasher", self.hasher)
         self._guard = LoginGuard(
             self.users,
-            hasher if isinstance(hasher, PasswordHasher) else None,
+            stores.users_hasher,
             self.login_throttle,
             self.events,
             self.browser,
@@ -319,10 +311,6 @@ class AuthCore:
     def bearer_scheme(self) -> OAuth2PasswordBearer:
         """The ``Authorization: Bearer`` scheme (``auto_error=False``), for the OpenAPI docs."""
         return self.transport.bearer_scheme
-
-    def _require_engine(self) -> AsyncEngine:
-        assert self.engine is not None  # made in __init__ whenever a store needs one
-        return self.engine
 
     @property
     def page_user(self) -> Callable[..., Awaitable[User]]:
