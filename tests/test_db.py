@@ -187,23 +187,6 @@ async def test_unreachable_database_is_a_storage_error(tmp_path: Path) -> None:
         await dispose_engine(engine)
 
 
-async def test_dispose_twice_and_reuse(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
-    await create_schema(engine)
-    assert await dispose_engine(engine)
-    assert await dispose_engine(engine)
-    store = SessionStore(engine)
-    await store.create_session("u")
-    assert await dispose_engine(engine)
-
-
-async def test_dispose_timeout_must_be_positive() -> None:
-    engine = create_engine("sqlite+aiosqlite://")
-    with pytest.raises(ValueError, match="timeout"):
-        await dispose_engine(engine, timeout=0)
-    await dispose_engine(engine)
-
-
 async def test_managed_engine_disposes_on_error(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'e.db'}"
     engines = []

@@ -58,6 +58,23 @@ SCENARIO = textwrap.dedent(
 )
 
 
+async def test_dispose_twice_and_reuse(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    await create_schema(engine)
+    assert await dispose_engine(engine)
+    assert await dispose_engine(engine)
+    store = SessionStore(engine)
+    await store.create_session("u")
+    assert await dispose_engine(engine)
+
+
+async def test_dispose_timeout_must_be_positive() -> None:
+    engine = create_engine("sqlite+aiosqlite://")
+    with pytest.raises(ValueError, match="timeout"):
+        await dispose_engine(engine, timeout=0)
+    await dispose_engine(engine)
+
+
 def _run_scenario(url: str, scenario: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-X", "dev", "-W", "error", "-c", SCENARIO, url, scenario],

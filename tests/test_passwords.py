@@ -389,6 +389,9 @@ def test_scheme_is_validated() -> None:
         PasswordHasher(scheme=None)  # type: ignore[arg-type]
 
 
+# -- the door to passlib and bcrypt (passwords/_bcrypt.py) ---------------------------
+
+
 @pytest.mark.parametrize("version", ["5.0.0", "4.0.1", "3.2.2", "garbage", "", "10.1"])
 def test_bcrypt_version_outside_the_range_is_refused(version: str) -> None:
     with pytest.raises(DependencyVersionError) as caught:
@@ -466,6 +469,9 @@ def test_first_use_logs_nothing_from_passlib(tmp_path: Any) -> None:
     assert done.returncode == 0, done.stderr
     # passlib's own debug lines still arrive (so the handler saw first use), its warning does not.
     assert done.stdout == "[]\nTrue\n"
+
+
+# -- the worker pool (passwords/_pool.py) ---------------------------------------------
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
