@@ -29,7 +29,10 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
-"""The ``MetaData`` of authcore's tables; complete once :func:`load_tables` has run."""
+"""The ``MetaData`` holding authcore's tables, for an application's own Alembic environment.
+
+Read as ``authcore.metadata`` or ``authcore.db.metadata``, it holds every table.
+"""
 
 TABLE_MODULES: Final = ("authcore.sessions._table", "authcore.users._table", "authcore.throttle")
 """The modules that define authcore's tables (tests/test_db.py checks that none is missing)."""
