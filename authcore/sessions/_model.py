@@ -266,7 +266,9 @@ def status_of(
     if row.revoked_at is not None:
         if row.revoke_reason != Reason.ROTATED:
             return Status.REVOKED
-        if now < row.revoked_at + grace and now < row.expires_at:
+        # With no grace a rotated-away token is always a reuse, even when *now* was
+        # read before a concurrent rotation stamped revoked_at (now < revoked_at).
+        if grace > timedelta(0) and now < row.revoked_at + grace and now < row.expires_at:
             return Status.GRACE
         return Status.REUSED
     if now >= row.expires_at:
