@@ -22,10 +22,13 @@ p99 latency, and, measured in the authcore server while wrk drove that route:
 the longest single event-loop callback (CPU time of the loop's thread), the
 same without the garbage collector's pauses inside it ("own"), the longest
 garbage collector pause, the longest inline SQLite read, and how late a 1 ms
-sleep woke up. A closing summary gives, per backend and credential, the
-ratios to the no-auth route and to fastapi-users (median of per-round
-ratios), the p99, the longest own callback and GC pause, and whether the
-goal (>= 0.5x, >= 3x, < 15 ms) is met. ``--no-pre-ping`` turns authcore's
+sleep woke up; and the server's CPU time per request ("cpu us", every thread
+of the process: less sensitive to other load on the machine than requests/s,
+but blind to the database server's own CPU). A closing summary gives, per
+backend and credential, the ratios to the no-auth route and to fastapi-users
+(medians of per-round ratios), the CPU ratio (the no-auth route's CPU per
+request over the route's), the p99, the longest own callback and GC pause,
+and whether the goal (>= 0.5x, >= 3x, < 15 ms) is met. ``--no-pre-ping`` turns authcore's
 ``pool_pre_ping`` off, to see what it costs (a measurement only);
 ``--gc-freeze`` has the authcore app call ``gc.freeze()`` once started, as
 docs/performance.md advises. The database is a SQLite file in a temporary
@@ -166,10 +169,14 @@ def make_app() -> Any:
             return Response(status_code=401)
         return {"session": row.id}
 
+    cpu = [time.process_time()]
+
     @app.get("/stall")
     async def read_stall() -> dict[str, float]:
         values = {key: value * 1000 for key, value in stall.items()}
         values["inline"] = inline["max"] * 1000
+        now = time.process_time()  # the server's CPU (every thread) since the last call
+        values["cpu"], cpu[0] = now - cpu[0], now
         stall.update(wall=0.0, callback=0.0, own=0.0, gc=0.0)
         inline["max"] = 0.0
         return values
@@ -197,8 +204,8 @@ def get_json(url: str) -> Any:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(url: str, header: str | None, seconds: int, connections: int) -> tuple[float, float]:
-    """Requests/s and p99 latency in ms."""
+def wrk(url: str, header: str | None, seconds: int, connections: int) -> tuple[float, float, int]:
+    """Requests/s, p99 latency in ms and the number of requests."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if header:
         command[1:1] = ["-H", header]
@@ -207,9 +214,11 @@ def wrk(url: str, header: str | None, seconds: int, connections: int) -> tuple[f
         raise SystemExit(f"wrk saw failed responses:\n{out}")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    count = re.search(r"(\d+) requests in", out)
     assert rps, out
     assert p99, out
-    return float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)]
+    assert count, out
+    return float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)], int(count.group(1))
 
 
 @contextmanager
@@ -281,8 +290,9 @@ def bench(urls: tuple[str, str | None], args: argparse.Namespace) -> dict[str, l
             for name in names[shift:] + names[:shift]:
                 url, header = targets[name]
                 get_json(f"{base}/stall")  # reset
-                rps, p99 = wrk(url, header, args.seconds, args.connections)
+                rps, p99, count = wrk(url, header, args.seconds, args.connections)
                 stall = get_json(f"{base}/stall")
+                cpu = stall["cpu"] * 1e6 / count if name != ROUTES[4] else 0.0
                 results[name].append(
                     Figures(
                         rps,
@@ -292,6 +302,7 @@ def bench(urls: tuple[str, str | None], args: argparse.Namespace) -> dict[str, l
                         stall["own"],
                         stall["gc"],
                         stall["inline"],
+                        cpu,
                     )
                 )
         return results
@@ -308,6 +319,7 @@ class Figures:
     stall_own: float  # ms: the same, the garbage collector's pauses inside it left out
     gc: float  # ms: the longest pause of the garbage collector
     inline: float  # ms: the longest inline SQLite read
+    cpu: float  # µs: the authcore server's CPU time per request (all its threads)
 
 
 def _ratios(mine: list[Figures], base: list[Figures]) -> list[float]:
@@ -319,19 +331,21 @@ def report(backend: str, results: dict[str, list[Figures]]) -> list[str]:
     ping = results[ROUTES[0]]
     print(f"\n{backend}: medians of {len(ping)} rounds; stalls (ms): the longest over the rounds")
     print(f"  {'route':<22} {'req/s':>7} {'/no-auth':>8} {'(range)':>11} {'p99 ms':>7}"
-          f" {'loop late':>9} {'callback':>8} {'own':>5} {'gc':>5} {'inline':>6}")  # fmt: skip
+          f" {'loop late':>9} {'callback':>8} {'own':>5} {'gc':>5} {'inline':>6}"
+          f" {'cpu us':>6}")  # fmt: skip
     for name, runs in results.items():
         rps = statistics.median(f.rps for f in runs)
         ratios = _ratios(runs, ping)
         spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
         p99 = statistics.median(f.p99 for f in runs)
-        stalls = ["-"] * 5
+        stalls = ["-"] * 6
         if name != ROUTES[4]:
             keys = ("stall_wall", "stall_callback", "stall_own", "gc", "inline")
             stalls = [f"{max(getattr(f, key) for f in runs):.1f}" for key in keys]
+            stalls.append(f"{statistics.median(f.cpu for f in runs):.0f}")
         print(f"  {name:<22} {rps:>7,.0f} {statistics.median(ratios):>8.2f} {spread:>11}"
               f" {p99:>7.1f} {stalls[0]:>9} {stalls[1]:>8} {stalls[2]:>5} {stalls[3]:>5}"
-              f" {stalls[4]:>6}")  # fmt: skip
+              f" {stalls[4]:>6} {stalls[5]:>6}")  # fmt: skip
     summary = []
     for name in ROUTES[2:4]:
         runs = results[name]
@@ -339,12 +353,14 @@ def report(backend: str, results: dict[str, list[Figures]]) -> list[str]:
         fu = None
         if ROUTES[4] in results:
             fu = statistics.median(_ratios(runs, results[ROUTES[4]]))
+        by_cpu = statistics.median(p.cpu / f.cpu for f, p in zip(runs, ping, strict=True))
         own = max(f.stall_own for f in runs)
         gc_pause = max(f.gc for f in runs)
         met = ratio >= 0.5 and (fu is None or fu >= 3.0) and own < 15
         fu_text = "-" if fu is None else f"{fu:.2f}x"
         summary.append(
-            f"  {backend:<12} {name.removeprefix('authcore '):<7} {ratio:>8.2f} {fu_text:>9}"
+            f"  {backend:<12} {name.removeprefix('authcore '):<7} {ratio:>8.2f} {by_cpu:>7.2f}"
+            f" {fu_text:>9}"
             f" {statistics.median(f.p99 for f in runs):>7.1f} {own:>7.1f} {gc_pause:>6.1f}"
             f"  {'met' if met else 'NOT met'}"
         )
@@ -385,7 +401,7 @@ def main() -> None:
     print(f"\nuvicorn, 1 worker each; wrk -t1 -c{args.connections} -d{args.seconds}s --latency")
     print(f"load average after: {os.getloadavg()}")
     print("\nThe goal: >= 0.50x the no-auth route, >= 3x fastapi-users, callbacks < 15 ms")
-    print(f"  {'backend':<12} {'route':<7} {'/no-auth':>8} {'/fu':>9} {'p99 ms':>7}"
+    print(f"  {'backend':<12} {'route':<7} {'/no-auth':>8} {'by cpu':>7} {'/fu':>9} {'p99 ms':>7}"
           f" {'own ms':>7} {'gc ms':>6}  goal")  # fmt: skip
     print("\n".join(summary))
 
