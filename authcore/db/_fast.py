@@ -13,7 +13,10 @@ runs it:
   middle of a commit without WAL, a WAL recovery) it gives up at once and
   the read goes the ordinary way. No thread hand-off at all; the loop is
   held for the few microseconds of an indexed lookup.
-* **asyncpg**: ``fetch`` on the pooled connection's own asyncpg connection
+* **asyncpg**: on the engine's dedicated connection for this event loop,
+  the lookups waiting together read in one statement (see
+  :mod:`authcore.db._pgread`); before the engine has opened any pooled
+  connection, ``fetch`` on a pooled connection's own asyncpg connection
   (asyncpg prepares and caches the statement): one round trip and no
   transaction, so returning the connection to the pool costs nothing.
 * anything else, or when the inline read cannot be used: SQLAlchemy Core.
