@@ -237,11 +237,14 @@ def _settle(waiters: _Waiters, *, error: BaseException) -> None:
 
 
 async def _close(connection: Any) -> None:
+    """Close politely; on any failure, abort (nobody awaits the batch task's outcome)."""
     try:
         await connection.close(timeout=_CLOSE_TIMEOUT)
-    except BaseException:
+    except asyncio.CancelledError:
         connection.terminate()
         raise
+    except Exception:
+        connection.terminate()
 
 
 class _Holder:
