@@ -390,3 +390,36 @@ def test_a_loop_closed_without_dispose_is_cleaned_up_by_the_next_loop(
         assert await asyncio.to_thread(backends, postgres_server, engine) == 0
 
     asyncio.run(dispose())
+
+
+def test_dispose_from_another_thread_while_the_readers_loop_runs(
+    postgres_database: str, postgres_server: PostgresServer
+) -> None:
+    """Closed politely on its own loop (which keeps running), from the caller's loop."""
+    import threading
+
+    engine = create_engine(postgres_database)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+
+        async def use() -> Any:
+            await create_schema(engine)
+            store = SessionStore(engine)
+            issued = await store.issue_session("alice")
+            await store.validate_with_user(issued.token)
+            return dedicated(engine)
+
+        connection = asyncio.run_coroutine_threadsafe(use(), loop).result(DOES_NOT_HANG)
+
+        async def dispose() -> None:
+            assert await dispose_engine(engine)
+            assert await asyncio.to_thread(backends, postgres_server, engine) == 0
+
+        asyncio.run(dispose())
+        assert connection.is_closed()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(DOES_NOT_HANG)
+        loop.close()
