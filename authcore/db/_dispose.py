@@ -33,7 +33,10 @@ connections in use. ``dispose_engine`` then
    left alone (SQLAlchemy's own ``dispose`` semantics) and closed when they
    come back to the (old) pool.
 
-Private attributes touched (all in ``_hard_close_asyncpg``):
+The hot read's dedicated asyncpg connections (:mod:`authcore.db._pgread`) are
+closed in step 2 alongside the pool's (busy ones when their batch returns).
+
+Private attributes touched (all in ``_hard_close_asyncpg``, in ``_pgread``):
   * ``asyncpg.Connection._transport`` -- to reach the socket;
   * ``asyncio.selector_events._SelectorTransport._sock`` -- closed and set to
     ``None``: the only way to close the socket object without the loop and keep
@@ -57,6 +60,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from authcore.db._fast import close_inline_reader
+from authcore.db._pgread import detach_readers, watch_connects
+from authcore.db._pgread import hard_close_asyncpg as _hard_close_asyncpg
 
 logger = logging.getLogger("authcore.db")
 
@@ -82,6 +87,7 @@ def track_connections(engine: AsyncEngine) -> None:
     if sync_engine in _trackers:
         return
     tracker = _trackers[sync_engine] = _Tracker()
+    watch_connects(engine)  # the hot read's own connections (asyncpg), closed below
 
     # Engine-level pool listeners are carried over to the new pool on dispose().
     @event.listens_for(sync_engine, "connect")
@@ -107,21 +113,6 @@ def track_connections(engine: AsyncEngine) -> None:
 def _loop_of(record: ConnectionPoolEntry) -> asyncio.AbstractEventLoop | None:
     ref = record.info.get(_LOOP_KEY)
     return ref() if ref is not None else None
-
-
-def _hard_close_asyncpg(raw: Any) -> None:
-    """Close an asyncpg connection whose loop is closed, without that loop."""
-    transport = raw._transport  # private: asyncpg.Connection._transport
-    # terminate() marks it closed (is_closed() -> True, __del__ quiet) and sends
-    # Terminate, then raises RuntimeError("Event loop is closed"): transport.abort()
-    # cannot schedule connection_lost on the dead loop. Whatever it raises, the
-    # socket is closed below.
-    with contextlib.suppress(Exception):
-        raw.terminate()
-    sock = getattr(transport, "_sock", None)  # private: asyncio _SelectorTransport._sock
-    if sock is not None:
-        transport._sock = None  # the transport's __del__ then has nothing to warn about
-        sock.close()
 
 
 async def _run_on(
@@ -266,6 +257,7 @@ async def dispose_engine(engine: AsyncEngine, *, timeout: float = 10.0) -> bool:
 
     # A fresh pool right away: no I/O, and nothing can check out the old connections.
     sync_engine.dispose(close=False)
+    targets += detach_readers(sync_engine)  # the hot read's idle connections (asyncpg)
 
     groups: dict[asyncio.AbstractEventLoop, list[Any]] = {}
     clean = True

@@ -13,7 +13,10 @@ runs it:
   middle of a commit without WAL, a WAL recovery) it gives up at once and
   the read goes the ordinary way. No thread hand-off at all; the loop is
   held for the few microseconds of an indexed lookup.
-* **asyncpg**: ``fetch`` on the pooled connection's own asyncpg connection
+* **asyncpg**: on the engine's dedicated connection for this event loop,
+  the lookups waiting together read in one statement (see
+  :mod:`authcore.db._pgread`); before the engine has opened any pooled
+  connection, ``fetch`` on a pooled connection's own asyncpg connection
   (asyncpg prepares and caches the statement): one round trip and no
   transaction, so returning the connection to the pool costs nothing.
 * anything else, or when the inline read cannot be used: SQLAlchemy Core.
@@ -31,14 +34,16 @@ import sqlite3
 import threading
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select, Text, any_, bindparam
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authcore.db._pgread import _Failed, batched_reader, storage_error
 from authcore.errors import StorageError
 
 __all__ = ["FastSelect", "close_inline_reader"]
@@ -131,19 +136,25 @@ def close_inline_reader(engine: Engine) -> None:
 
 
 class FastSelect:
-    """A select that returns few rows, compiled once per dialect, run the cheapest way.
+    """A select of at most one row by a unique key, compiled once per dialect, run cheaply.
 
     Args:
-        query: The select; its bind parameters must be named ``bindparam``
-            values of plain types (strings), and its selected columns
-            uniquely named (label them).
+        query: The select, without the key's condition; its selected
+            columns uniquely named (label them).
+        key: The unique column the row is found by (a string column).
     """
 
-    def __init__(self, query: Select[Any]) -> None:
-        self.query = query
+    def __init__(self, query: Select[Any], key: ColumnElement[Any]) -> None:
+        self.query = query.where(key == bindparam("key"))
+        # text[], not varchar(n)[]: asyncpg knows its codec without introspecting the
+        # server's types (three more queries per new connection); the index still serves.
+        keys = bindparam("keys", type_=postgresql.ARRAY(Text()))
+        # The batched form (asyncpg): every key of a batch, each row with its key last.
+        self.batch_query = query.add_columns(key.label("batch_key")).where(key == any_(keys))
         columns = query.selected_columns
         self.row_type: type[Any] = namedtuple("FastRow", [c.key for c in columns])  # type: ignore[misc]
         self._compiled: dict[type[Dialect], _Compiled] = {}
+        self._batch_sql: dict[type[Dialect], str] = {}
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(type(dialect))
@@ -158,30 +169,49 @@ class FastSelect:
             self._compiled[type(dialect)] = compiled
         return compiled
 
-    def _rows(self, compiled: _Compiled, raw_rows: list[Any]) -> list[Any]:
-        processors = compiled.processors
-        make = self.row_type._make
-        return [
-            make(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
-            for row in raw_rows
-        ]
+    def _row(self, compiled: _Compiled, raw: Any) -> Any:
+        return self.row_type._make(
+            value if p is None else p(value)
+            for p, value in zip(compiled.processors, raw, strict=False)  # batch key left out
+        )
 
-    def try_inline(self, engine: AsyncEngine, params: Mapping[str, Any]) -> list[Any] | None:
+    def try_inline(self, engine: AsyncEngine, key: str) -> list[Any] | None:
         """The rows read inline, without awaiting; ``None`` when that is not possible here."""
         reader = _inline_reader(engine)
         if reader is None:
             return None
         compiled = self._compile(engine.dialect)
-        raw = reader.fetch(compiled.sql, tuple(params[name] for name in compiled.names))
-        return None if raw is None else self._rows(compiled, raw)
+        raw = reader.fetch(compiled.sql, (key,))
+        return None if raw is None else [self._row(compiled, row) for row in raw]
 
-    async def fetch(self, engine: AsyncEngine, params: Mapping[str, Any]) -> list[Any]:
-        """The rows, read without the inline connection (run it inside run_to_completion)."""
+    async def try_batched(self, engine: AsyncEngine, key: str, action: str) -> list[Any] | None:
+        """The rows read on the engine's dedicated asyncpg connection, batched with the
+        lookups of other tasks; ``None`` when there is none (read through the pool).
+
+        Raises:
+            StorageError: the database failed (the driver's error chained).
+        """
+        reader = batched_reader(engine)
+        if reader is None:
+            return None
+        dialect = engine.dialect
+        sql = self._batch_sql.get(type(dialect))
+        if sql is None:
+            sql = self._batch_sql[type(dialect)] = str(self.batch_query.compile(dialect=dialect))
+        try:
+            raw = await reader.fetch(sql, key)
+        except _Failed as failed:
+            raise storage_error(failed.cause, action) from failed.cause
+        return [] if raw is None else [self._row(self._compile(dialect), raw)]
+
+    async def fetch(self, engine: AsyncEngine, key: str) -> list[Any]:
+        """The rows, read through the pool (run it inside run_to_completion)."""
+        params = {"key": key}
         # engine.connect() closed inline, as read_connection does (that module imports this one).
         conn = await engine.connect()
         try:
             if engine.dialect.driver != "asyncpg":
-                result = await conn.execute(self.query, dict(params))
+                result = await conn.execute(self.query, params)
                 return [self.row_type._make(row) for row in result]
             compiled = self._compile(engine.dialect)
             args = tuple(params[name] for name in compiled.names)
@@ -197,4 +227,4 @@ class FastSelect:
                 raise StorageError(f"database error: {type(exc).__name__}") from exc
         finally:
             await conn.close()
-        return self._rows(compiled, list(raw))
+        return [self._row(compiled, row) for row in raw]

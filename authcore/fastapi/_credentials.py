@@ -245,53 +245,64 @@ class Credentials:
             raise InvalidTokenError("the session's user is not active")
         return Principal(session=session, user=User(**columns), via=via, token=token)
 
+    async def outcome(self, request: Request, bearer: str | None) -> Outcome:
+        """The request's credentials resolved: once per request, whichever dependency asks.
+
+        Kept in the request's scope rather than behind a dependency of its
+        own: each level of FastAPI's dependency tree costs about as much as
+        the session read itself.
+        """
+        outcomes = request.scope.setdefault("authcore.outcomes", {})
+        outcome: Outcome | None = outcomes.get(self)
+        if outcome is None:
+            outcome = outcomes[self] = await self._resolve_outcome(request, bearer)
+        return outcome
+
+    async def _resolve_outcome(self, request: Request, bearer: str | None) -> Outcome:
+        try:
+            principal = await self.resolve(request, bearer)
+        except InvalidTokenError:
+            by_cookie = bearer is None or self.transport.mode == "cookie"
+            return Outcome(error=unauthorized(), cookie_failed=by_cookie)
+        except StorageError:
+            logger.warning("authentication failed: storage unavailable", exc_info=True)
+            return Outcome(error=unavailable())
+        if (
+            principal is not None
+            and principal.via == "cookie"
+            and request.method in UNSAFE_METHODS
+            and not self.origins.allowed(request)
+        ):
+            return Outcome(error=csrf_refused())
+        return Outcome(principal=principal)
+
     def _make_dependencies(self) -> None:
-        # Built once, so each is one stable callable: FastAPI resolves the
-        # credentials once per request, and dependency_overrides can key on them.
-        async def credentials(
-            request: Request,
-            bearer: Annotated[str | None, Depends(self.transport.bearer_scheme)],
-        ) -> Outcome:
-            try:
-                principal = await self.resolve(request, bearer)
-            except InvalidTokenError:
-                by_cookie = bearer is None or self.transport.mode == "cookie"
-                return Outcome(error=unauthorized(), cookie_failed=by_cookie)
-            except StorageError:
-                logger.warning("authentication failed: storage unavailable", exc_info=True)
-                return Outcome(error=unavailable())
-            if (
-                principal is not None
-                and principal.via == "cookie"
-                and request.method in UNSAFE_METHODS
-                and not self.origins.allowed(request)
-            ):
-                return Outcome(error=csrf_refused())
-            return Outcome(principal=principal)
+        # Built once, so each is one stable callable: dependency_overrides can key
+        # on them. Each takes the request and the bearer scheme (the scheme also
+        # documents the security in OpenAPI); the credentials are resolved once
+        # per request (see outcome).
+        Bearer = Annotated[str | None, Depends(self.transport.bearer_scheme)]
+        outcome_of = self.outcome
 
-        async def principal(outcome: Annotated[Outcome, Depends(credentials)]) -> Principal:
-            return outcome.require()
+        async def principal(request: Request, bearer: Bearer) -> Principal:
+            return (await outcome_of(request, bearer)).require()
 
-        async def current_session(
-            outcome: Annotated[Outcome, Depends(credentials)],
-        ) -> AuthSession:
-            return outcome.require().session
+        async def current_session(request: Request, bearer: Bearer) -> AuthSession:
+            return (await outcome_of(request, bearer)).require().session
 
-        async def optional_session(
-            outcome: Annotated[Outcome, Depends(credentials)],
-        ) -> AuthSession | None:
+        async def optional_session(request: Request, bearer: Bearer) -> AuthSession | None:
+            outcome = await outcome_of(request, bearer)
             if outcome.error is not None and outcome.cookie_failed:
                 return None  # a stale cookie on a public page: anonymous
             if outcome.error is None and outcome.principal is None:
                 return None
             return outcome.require().session
 
-        async def current_user(outcome: Annotated[Outcome, Depends(credentials)]) -> User:
-            return outcome.require().user
+        async def current_user(request: Request, bearer: Bearer) -> User:
+            return (await outcome_of(request, bearer)).require().user
 
-        async def page_user(
-            request: Request, outcome: Annotated[Outcome, Depends(credentials)]
-        ) -> User:
+        async def page_user(request: Request, bearer: Bearer) -> User:
+            outcome = await outcome_of(request, bearer)
             if outcome.principal is not None:
                 return outcome.principal.user
             if outcome.error is not None and outcome.error.status_code != 401:

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,9 @@ from authcore.jwt._parsing import (
 __all__ = ["JWTManager"]
 
 MAX_TOKEN_LENGTH: Final = 8192
+#: How many verified tokens a manager remembers (only tokens it verified itself).
+VERIFIED_CACHE_SIZE: Final = 1024
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 """Longer tokens are refused before any decoding."""
 
 
@@ -93,6 +97,7 @@ class JWTManager:
         "_kid",
         "_leeway",
         "_ttl",
+        "_verified",
     )
 
     def __init__(
@@ -133,6 +138,10 @@ class JWTManager:
         for old in previous_secrets:
             kid, key = make_key(old, algorithm, "each of previous_secrets")
             self._keys.setdefault(kid, key)
+        # Token -> its claims, for tokens whose header, signature and claims' shape
+        # this manager has verified (see _verify): the same access token comes back
+        # on every request, and the HMAC and JSON parsing are most of verify's cost.
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -267,6 +276,33 @@ class JWTManager:
             raise InvalidTokenError("the token could not be verified") from None
 
     def _verify(self, token: object) -> dict[str, Any]:
+        if type(token) is str and (known := self._verified.get(token)) is not None:
+            # Signature and JSON verified before, by this manager's fixed keys; the
+            # claims are checked again, against the clock, as on the first time.
+            self._check_claims(known, self._now())
+            return dict(known)  # the values are immutable: a copy of its own
+        claims = self._verify_new(token)
+        self._remember(token, claims)
+        return claims
+
+    def _now(self) -> int:
+        try:
+            return (read_clock(self._clock) - EPOCH) // MICROSECOND
+        except Exception as exc:
+            raise InvalidTokenError("the clock failed; see __cause__") from exc
+
+    def _remember(self, token: object, claims: dict[str, Any]) -> None:
+        """Keep a verified token's claims, when every value is immutable (no nesting)."""
+        if type(token) is not str or not all(type(v) in _SCALARS for v in claims.values()):
+            return
+        verified = self._verified
+        if len(verified) >= VERIFIED_CACHE_SIZE:
+            # The oldest out; another thread may be doing the same.
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del verified[next(iter(verified))]
+        verified[token] = dict(claims)
+
+    def _verify_new(self, token: object) -> dict[str, Any]:
         if not isinstance(token, str):
             raise MalformedTokenError("a JWT must be a str")
         if len(token) > MAX_TOKEN_LENGTH:
@@ -294,11 +330,7 @@ class JWTManager:
             claims = decode_object(payload_segment)
         except (ValueError, RecursionError):
             raise MalformedTokenError("the token claims are not a valid JSON object") from None
-        try:
-            now = (read_clock(self._clock) - EPOCH) // MICROSECOND
-        except Exception as exc:
-            raise InvalidTokenError("the clock failed; see __cause__") from exc
-        self._check_claims(claims, now)
+        self._check_claims(claims, self._now())
         return claims
 
     def _check_claims(self, claims: dict[str, Any], now: int) -> None:

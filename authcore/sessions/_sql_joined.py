@@ -12,11 +12,10 @@ this module knows the users table (it is in the schema), not the user store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore.db._engine import write_transaction
@@ -46,10 +45,8 @@ _COLUMNS = (
     *(u.c[name].label(f"user_{name}") for name in USER_FIELDS if name != "id"),
 )
 _JOINED = t.outerjoin(u, u.c.id == t.c.user_id)
-_BY_DIGEST = FastSelect(
-    select(*_COLUMNS).select_from(_JOINED).where(t.c.token_hash == bindparam("digest"))
-)
-_BY_ID = FastSelect(select(*_COLUMNS).select_from(_JOINED).where(t.c.id == bindparam("sid")))
+_BY_DIGEST = FastSelect(select(*_COLUMNS).select_from(_JOINED), t.c.token_hash)
+_BY_ID = FastSelect(select(*_COLUMNS).select_from(_JOINED), t.c.id)
 
 
 def _user_of(row: Any) -> dict[str, Any] | None:
@@ -71,12 +68,14 @@ class SqlJoinedReads(SqlMaintenance):
         @staticmethod
         async def _revoke_family(conn: Any, family_id: str, now: datetime) -> None: ...
 
-    async def _read(self, query: FastSelect, params: Mapping[str, Any], action: str) -> Any:
-        """The one row *query* finds, or ``None``; read inline when the engine allows."""
-        rows = query.try_inline(self.engine, params)
+    async def _read(self, query: FastSelect, key: str, action: str) -> Any:
+        """The one row *query* finds by *key*, or ``None``; the cheapest way the engine allows."""
+        rows = query.try_inline(self.engine, key)
+        if rows is None:
+            rows = await query.try_batched(self.engine, key, action)
         if rows is None:
             with storage_errors(action):
-                rows = await run_to_completion(query.fetch(self.engine, params))
+                rows = await run_to_completion(query.fetch(self.engine, key))
         return rows[0] if rows else None
 
     async def _touched(self, row: Any, now: datetime, action: str) -> datetime | None:
@@ -100,7 +99,7 @@ class SqlJoinedReads(SqlMaintenance):
         digest = digest_of(token)
         now = self._now()
         action = "validating a session"
-        row = await self._read(_BY_DIGEST, {"digest": digest}, action)
+        row = await self._read(_BY_DIGEST, digest, action)
         if row is None:
             raise error_for(None)
         status = self._status(row, now)
@@ -133,7 +132,7 @@ class SqlJoinedReads(SqlMaintenance):
             return None
         now = self._now()
         action = "reading a session"
-        row = await self._read(_BY_ID, {"sid": sid}, action)
+        row = await self._read(_BY_ID, sid, action)
         if row is None or self._status(row, now) is not Status.ACTIVE:
             return None
         touched = await self._touched(row, now, action)
