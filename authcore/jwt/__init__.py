@@ -46,10 +46,12 @@ from authcore.jwt._parsing import (
 __all__ = ["JWTManager"]
 
 MAX_TOKEN_LENGTH: Final = 8192
-#: How many verified tokens a manager remembers (only tokens it verified itself).
-VERIFIED_CACHE_SIZE: Final = 1024
-_SCALARS = frozenset({str, int, float, bool, type(None)})
 """Longer tokens are refused before any decoding."""
+
+VERIFIED_CACHE_SIZE: Final = 1024
+"""How many verified tokens a manager remembers (only tokens it verified itself)."""
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class JWTManager:
