@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from .sandbox import LEAN
+
 INI = (
     "[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\n"
     "filterwarnings = error\n"
@@ -40,7 +42,7 @@ def run(
         pytester.makepyfile(source)
     else:
         pytester.makepyfile(**source)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *LEAN, *args)
 
 
 def run_without_pytest_asyncio(
@@ -53,7 +55,7 @@ def run_without_pytest_asyncio(
     monkeypatch.setenv("PYTHONPATH", str(shadow))
     pytester.makeini(NO_ASYNCIO_INI)
     pytester.makepyfile(source)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:asyncio", *args)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:asyncio", *LEAN, *args)
 
 
 def test_plugin_is_registered_and_inert(pytester: pytest.Pytester) -> None:
