@@ -25,6 +25,28 @@ pytest_plugins = ["pytester"]
 BACKENDS = ["sqlite-memory", "sqlite-file", "postgres", "fake"]
 SQL_BACKENDS = ["sqlite-memory", "sqlite-file", "postgres"]
 
+# The longest tests (10-30 s each under coverage on two cores), longest first. They start
+# the run, so that under xdist (which hands tests out in this order, alternating between
+# workers) none of them is left running alone at the end. Any other order is unchanged.
+LONGEST_FIRST = (
+    "test_fastapi_races.py::test_no_5xx_and_no_surviving_session_under_races",
+    "test_openapi_schemathesis.py::",
+    "test_plugin.py::test_a_fresh_virtualenv_with_the_wheel_and_pytest_only",
+    "test_timeouts.py::test_a_hanging_test",
+    "test_plugin.py::test_fixtures_under_xdist",
+    "test_browser.py::",
+)
+
+
+def _start_rank(item: pytest.Item) -> int:
+    return next(
+        (n for n, part in enumerate(LONGEST_FIRST) if part in item.nodeid), len(LONGEST_FIRST)
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_start_rank)  # stable: each group keeps its collection order
+
 
 def _require_postgres() -> None:
     if find_pg_bin() is None:

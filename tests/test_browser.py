@@ -128,16 +128,33 @@ class WebApp(ServedApp):
                 return error.code
 
 
+def assert_clean_log(log: str) -> None:
+    for secret in (SECRET, PASSWORD, NEW_PASSWORD, "token_"):
+        assert secret not in log
+    assert "Traceback" not in log, log
+
+
 @pytest.fixture
 def webapp(tmp_path: Path) -> Iterator[WebApp]:
     app = WebApp(tmp_path, secure=True)
     try:
         yield app
     finally:
-        log = app.stop()
-        for secret in (SECRET, PASSWORD, NEW_PASSWORD, "token_"):
-            assert secret not in log
-        assert "Traceback" not in log, log
+        assert_clean_log(app.stop())
+
+
+@pytest.fixture(scope="module")
+def alices_webapp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebApp]:
+    """One server with alice registered, shared by tests that only log her in.
+
+    Each of those tests uses a new browser context (no cookies) and its own attacker site.
+    """
+    app = WebApp(tmp_path_factory.mktemp("webapp"), secure=True)
+    try:
+        assert app.post_json("/auth/register", {"username": "alice", "password": PASSWORD}) == 201
+        yield app
+    finally:
+        assert_clean_log(app.stop())
 
 
 class Attacker:
@@ -370,10 +387,9 @@ def test_cross_site_forms_are_refused_and_change_nothing(
     ],
 )
 def test_login_never_redirects_off_site(
-    browser: Browser, webapp: WebApp, attacker: Attacker, target: str
+    browser: Browser, alices_webapp: WebApp, attacker: Attacker, target: str
 ) -> None:
-    base = webapp.base
-    assert webapp.post_json("/auth/register", {"username": "alice", "password": PASSWORD}) == 201
+    base = alices_webapp.base
     context = new_device(browser, "Victim")
     page = context.new_page()
     next_page = target.format(attacker=attacker.base, host=attacker.base.split("//")[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -54,6 +56,31 @@ def authcore(
     )
     return subprocess.CompletedProcess(
         result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+    )
+
+
+def authcore_here(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
+    """:func:`authcore`, run in this process by ``authcore.cli.main``; the same answer.
+
+    The same environment (replaced, not added to), working folder and standard input
+    (bytes, not a terminal). For tests about what a command does and says, which would
+    otherwise start a Python per call; every command family also has tests that run it
+    in a subprocess with :func:`authcore`.
+    """
+    stdout, stderr = io.StringIO(), io.StringIO()
+    data = io.TextIOWrapper(io.BytesIO(b"" if stdin is None else stdin), encoding="utf-8")
+    with (
+        mock.patch.dict(os.environ, clean_env() if env is None else env, clear=True),
+        mock.patch.object(sys, "stdin", data),
+        contextlib.chdir(cwd),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        status = main(list(args))
+    return subprocess.CompletedProcess(
+        ["authcore", *args], status, stdout.getvalue(), stderr.getvalue()
     )
 
 
@@ -237,12 +264,12 @@ def test_init_db_then_health(tmp_path: Path) -> None:
 
 def test_health_never_creates_a_missing_sqlite_file(tmp_path: Path) -> None:
     for command in ("health", "stats", "purge"):
-        result = authcore(command, cwd=tmp_path)
+        result = authcore_here(command, cwd=tmp_path)
         message = assert_one_line_error(result, 1)
         assert f"{tmp_path / 'authcore.db'} does not exist" in message
         assert "authcore init-db" in message
     url = sqlite_url(tmp_path / "elsewhere.db")
-    assert_one_line_error(authcore("health", "--database-url", url, cwd=tmp_path), 1)
+    assert_one_line_error(authcore_here("health", "--database-url", url, cwd=tmp_path), 1)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -268,7 +295,7 @@ def test_missing_columns_are_reported_not_papered_over(tmp_path: Path) -> None:
 
 def test_an_unreachable_database_fails_in_one_line_without_its_password(tmp_path: Path) -> None:
     for command in ("health", "stats", "purge", "init-db"):
-        result = authcore(command, "--database-url", UNREACHABLE, cwd=tmp_path)
+        result = authcore_here(command, "--database-url", UNREACHABLE, cwd=tmp_path)
         message = assert_one_line_error(result, 1)
         assert "unreachable" in message
         assert "postgresql+asyncpg://app:***@127.0.0.1:1/app" in message
@@ -325,19 +352,21 @@ def test_stats_table_and_json(db: Path) -> None:
 
 def test_purge_dry_run_then_purge(db: Path) -> None:
     env = clean_env(AUTHCORE_DATABASE_URL=sqlite_url(db))
-    dry = authcore("purge", "--dry-run", cwd=db.parent, env=env)
+    dry = authcore_here("purge", "--dry-run", cwd=db.parent, env=env)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("would purge 2 expired or revoked sessions from ")
-    assert json.loads(authcore("stats", "--json", cwd=db.parent, env=env).stdout)["sessions"] == 5
-    purge = authcore("purge", cwd=db.parent, env=env)
+    assert (
+        json.loads(authcore_here("stats", "--json", cwd=db.parent, env=env).stdout)["sessions"] == 5
+    )
+    purge = authcore_here("purge", cwd=db.parent, env=env)
     assert purge.returncode == 0, purge.stderr
     assert purge.stdout.startswith("purged 2 expired or revoked sessions from ")
     assert "\r" not in purge.stdout + purge.stderr  # no progress bar off a terminal
-    after = json.loads(authcore("stats", "--json", cwd=db.parent, env=env).stdout)
+    after = json.loads(authcore_here("stats", "--json", cwd=db.parent, env=env).stdout)
     assert after["sessions"] == 3
     assert after["awaiting_purge"] == 0
     assert after["revoked_sessions"] == 1  # the rotated-away token, kept for reuse detection
-    again = authcore("purge", cwd=db.parent, env=env)
+    again = authcore_here("purge", cwd=db.parent, env=env)
     assert again.stdout.startswith("purged 0 expired or revoked sessions")
 
 
@@ -406,7 +435,7 @@ def test_hash_password_test_rounds_need_the_flag(tmp_path: Path) -> None:
     ],
 )
 def test_hash_password_refusals_never_echo_it(tmp_path: Path, data: bytes, message: str) -> None:
-    result = authcore("hash-password", cwd=tmp_path, stdin=data)
+    result = authcore_here("hash-password", cwd=tmp_path, stdin=data)
     assert message in assert_one_line_error(result, 1)
     assert result.stdout == ""
     assert PASSWORD not in result.stderr

@@ -1,4 +1,8 @@
-"""``authcore users ...`` in a subprocess, as an operator runs it (and on a terminal)."""
+"""``authcore users ...`` as an operator runs it: in a subprocess and on a terminal.
+
+What the commands do to the database and what they say is checked in this process
+(``users``, through ``authcore.cli.main``): one Python start-up less per call.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import pytest
 from authcore import SessionStore, UserStore, create_engine, create_schema, dispose_engine
 from authcore.testing import fast_hasher
 
-from .test_cli import assert_one_line_error, authcore, clean_env, sqlite_url
+from .test_cli import assert_one_line_error, authcore, authcore_here, clean_env, sqlite_url
 
 PASSWORD = "sentinel passphrase ünïcode 7"
 NEW_PASSWORD = "sentinel replacement passphrase 8"
@@ -37,12 +41,18 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def users(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``authcore users ARGS`` on *db*, fast bcrypt, the password (if any) on stdin."""
+def users(
+    db: Path, *args: str, stdin: str | None = None, in_subprocess: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``authcore users ARGS`` on *db*, fast bcrypt, the password (if any) on stdin.
+
+    In this process unless *in_subprocess*.
+    """
     env = clean_env(AUTHCORE_DATABASE_URL=sqlite_url(db), AUTHCORE_BCRYPT_ROUNDS="4")
     extra = ["--allow-test-rounds"]
     data = None if stdin is None else stdin.encode()
-    return authcore("users", *args, *extra, cwd=db.parent, env=env, stdin=data)
+    run = authcore if in_subprocess else authcore_here
+    return run("users", *args, *extra, cwd=db.parent, env=env, stdin=data)
 
 
 def check(db: Path, username: str, password: str) -> tuple[bool, int]:
@@ -92,13 +102,14 @@ def test_create_with_password_stdin(db: Path) -> None:
         "admin@example.com",
         "--password-stdin",
         stdin=PASSWORD + "\n",
+        in_subprocess=True,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("created user 'Admin' (id ")
     assert result.stderr == ""
     assert_no_password(result)
     assert check(db, "admin", PASSWORD) == (True, 0)
-    again = users(db, "create", "ADMIN", "--password-stdin", stdin=PASSWORD)
+    again = users(db, "create", "ADMIN", "--password-stdin", stdin=PASSWORD, in_subprocess=True)
     assert "already taken" in assert_one_line_error(again, 1)
     assert_no_password(again)
 
@@ -129,7 +140,7 @@ def test_usage_errors_exit_2_and_change_nothing(db: Path) -> None:
     for args, stdin, words in cases:
         env = clean_env(AUTHCORE_DATABASE_URL=sqlite_url(db))
         data = None if stdin is None else stdin.encode("utf-8", "surrogateescape")
-        result = authcore("users", *args, cwd=db.parent, env=env, stdin=data)
+        result = authcore_here("users", *args, cwd=db.parent, env=env, stdin=data)
         assert words in assert_one_line_error(result, 2), args
     assert json.loads(users(db, "list", "--json").stdout) == []
 
@@ -190,7 +201,7 @@ def test_list(db: Path) -> None:
 
 
 def test_a_missing_database_is_one_line(tmp_path: Path) -> None:
-    result = users(tmp_path / "missing.db", "list")
+    result = users(tmp_path / "missing.db", "list", in_subprocess=True)
     assert "does not exist" in assert_one_line_error(result, 1)
     assert not (tmp_path / "missing.db").exists()
 

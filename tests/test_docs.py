@@ -39,6 +39,8 @@ from typing import Any
 import pytest
 from pytest_examples import CodeExample, EvalExample, find_examples
 
+from .sandbox import LEAN
+
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "<!-- docs-test: fragment -->"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -128,8 +130,9 @@ def run_as_test_module(example: CodeExample, folder: Path, config: pytest.Config
     (folder / "test_docs_block.py").write_text(example.source, encoding="utf-8")
     # This run's own -W options (e.g. the floors gate's) apply to the block's run too.
     ignored = [f"-W{option}" for option in config.getoption("pythonwarnings") or []]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *LEAN]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", *ignored],
+        [*command, "-W", "error", *ignored],
         cwd=folder,
         capture_output=True,
         text=True,

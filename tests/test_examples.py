@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .sandbox import LEAN
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_"))
 
@@ -37,6 +39,7 @@ def test_example_test_suite_passes_in_strict_mode(tmp_path: Path) -> None:
             "-q",
             "-p",
             "no:cacheprovider",
+            *LEAN,
             "-o",
             "asyncio_mode=strict",
             "-W",

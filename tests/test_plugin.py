@@ -12,10 +12,11 @@ import os
 import re
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
+
+from .sandbox import LEAN
 
 INI = (
     "[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\n"
@@ -40,7 +41,7 @@ def run(
         pytester.makepyfile(source)
     else:
         pytester.makepyfile(**source)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *LEAN, *args)
 
 
 def run_without_pytest_asyncio(
@@ -53,7 +54,7 @@ def run_without_pytest_asyncio(
     monkeypatch.setenv("PYTHONPATH", str(shadow))
     pytester.makeini(NO_ASYNCIO_INI)
     pytester.makepyfile(source)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:asyncio", *args)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:asyncio", *LEAN, *args)
 
 
 def test_plugin_is_registered_and_inert(pytester: pytest.Pytester) -> None:
@@ -376,15 +377,18 @@ def test_a_fresh_virtualenv_with_the_wheel_and_pytest_only(tmp_path: Path) -> No
 
     The same run with ``-p no:authcore`` is the baseline a start-up time
     comparison uses; here both only have to succeed (no timing assertion).
+    uv (a dev dependency) builds the wheel with the project's backend, makes the
+    virtualenv and installs into it, in a few seconds less than build, venv and
+    pip; ``scripts/dev.py package`` installs the wheel with pip.
     """
     dist = tmp_path / "dist"
-    check_run([sys.executable, "-m", "build", "--wheel", "-o", str(dist), str(ROOT)], ROOT)
+    uv = [sys.executable, "-m", "uv"]
+    check_run([*uv, "build", "--wheel", "-q", "-o", str(dist), str(ROOT)], ROOT)
     (wheel,) = dist.glob("*.whl")
-    venv.EnvBuilder(with_pip=True).create(tmp_path / "venv")
+    check_run([*uv, "venv", "-q", "--python", sys.executable, str(tmp_path / "venv")], tmp_path)
     bin_dir = "Scripts" if os.name == "nt" else "bin"
     python = str(tmp_path / "venv" / bin_dir / ("python.exe" if os.name == "nt" else "python"))
-    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    check_run([*pip, str(wheel), "pytest"], tmp_path)
+    check_run([*uv, "pip", "install", "-q", "--python", python, str(wheel), "pytest"], tmp_path)
     project = tmp_path / "project"
     project.mkdir()
     (project / "test_one.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")

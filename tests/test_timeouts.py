@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from .sandbox import LEAN
+
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 # The main thread waits on a worker thread that waits forever: two stuck threads.
@@ -34,7 +36,7 @@ def test_hangs() -> None:
     worker.join()
 """
 
-# Far above the 6 s limit below, far below the 25 minutes a real hang once took.
+# Far above the 3 s limit below, far below the 25 minutes a real hang once took.
 BOUND = 60.0
 
 
@@ -61,10 +63,11 @@ def run_hanging_test(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunR
         "test_hang.py",
         "-p",
         "no:cacheprovider",
+        *LEAN,
         "-o",
-        "timeout=6",
+        "timeout=3",
         "-o",
-        "faulthandler_timeout=2",
+        "faulthandler_timeout=1",
         *args,
         timeout=BOUND,
     )
@@ -73,10 +76,10 @@ def run_hanging_test(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunR
 
 def assert_every_thread_shown(output: str) -> None:
     # faulthandler's dump (written from C): both threads, innermost frame first.
-    assert "Timeout (0:00:02)!" in output
+    assert "Timeout (0:00:01)!" in output
     assert output.count("most recent call first") >= 2
     # pytest-timeout's dump, then it ends the process.
-    assert "Timeout (6.0s)" in output or "+++ Timeout +++" in output
+    assert "Timeout (3.0s)" in output or "+++ Timeout +++" in output
     assert "stuck-worker" in output
     assert "wait_forever_in_worker" in output
     assert "test_hangs" in output
@@ -98,6 +101,6 @@ def test_a_hanging_test_under_xdist_fails_the_run(pytester: pytest.Pytester) -> 
     assert elapsed < BOUND
     assert "worker 'gw0' crashed while running 'test_hang.py::test_hangs'" in output
     # pytest-timeout's dump stays in the dead worker; faulthandler's reaches the terminal.
-    assert "Timeout (0:00:02)!" in output
+    assert "Timeout (0:00:01)!" in output
     assert "wait_forever_in_worker" in output
     assert "test_hangs" in output
