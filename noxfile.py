@@ -43,7 +43,7 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 # a `python=` argument make their virtualenv from it.
 CURRENT = "{}.{}".format(*sys.version_info[:2])
 PYTHONS = nox.project.python_versions(PYPROJECT)
-# `lowest-direct` lets these two float down too far (see the floors session).
+# Two indirect dependencies whose newest releases the lowest Starlette cannot use (floors).
 FLOOR_PINS = ("httpx>=0.26,<0.28", "anyio<4.15")
 WINDOWS = sys.platform == "win32"
 
