@@ -14,7 +14,7 @@
 Each command is a session of noxfile.py, which defines them all. Only the
 standard library is used here, so this works on a fresh clone with nothing but
 Python 3.11+: it makes a small virtualenv with nox and uv in ``.nox/_runner``
-(again whenever pyproject.toml changes) and runs nox from it. The sessions
+(again when the ``nox`` dependency group changes) and runs nox from it. The sessions
 install with uv and reuse their virtualenvs until pyproject.toml changes.
 
 For ``nox``, the pyenv versions that are installed but not selected (whose
@@ -23,7 +23,6 @@ shims fail) are put on nox's ``PATH``, so that it finds every supported Python.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -71,8 +70,8 @@ def runner_requirements() -> list[str]:
 
 
 def wanted_stamp() -> str:
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    return f"{sys.version_info[:3]} {sys.executable} {digest}"
+    """What the runner was made from: this Python and the ``nox`` group's requirements."""
+    return f"{sys.version_info[:3]} {sys.executable} {runner_requirements()}"
 
 
 def ensure_runner() -> Path:
