@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from authcore.db._pgread import _Failed, batched_reader, storage_error
+from authcore.db._pgread import BatchFailed, batched_reader, storage_error
 from authcore.errors import StorageError
 
 __all__ = ["FastSelect", "close_inline_reader"]
@@ -200,7 +200,7 @@ class FastSelect:
             sql = self._batch_sql[type(dialect)] = str(self.batch_query.compile(dialect=dialect))
         try:
             raw = await reader.fetch(sql, key)
-        except _Failed as failed:
+        except BatchFailed as failed:
             raise storage_error(failed.cause, action) from failed.cause
         return [] if raw is None else [self._row(self._compile(dialect), raw)]
 

@@ -45,7 +45,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore.errors import StorageError
 
-__all__ = ["batched_reader", "detach_readers", "hard_close_asyncpg", "watch_connects"]
+__all__ = [
+    "BatchFailed",
+    "batched_reader",
+    "detach_readers",
+    "hard_close_asyncpg",
+    "storage_error",
+    "watch_connects",
+]
 
 _CLOSE_TIMEOUT = 5.0  # seconds a detached connection gets to close politely
 
@@ -88,7 +95,7 @@ def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-class _Failed(Exception):
+class BatchFailed(Exception):
     """A batch's failure, handed to each waiter (who raises a StorageError of its own)."""
 
     def __init__(self, cause: BaseException) -> None:
@@ -124,7 +131,7 @@ class _Reader:
         self.lock = threading.Lock()  # connection/worker/detached: dispose may run elsewhere
 
     async def fetch(self, sql: str, key: Any) -> Any:
-        """The raw row whose batch key is *key*, or ``None``; raises ``_Failed``."""
+        """The raw row whose batch key is *key*, or ``None``; raises ``BatchFailed``."""
         future: asyncio.Future[Any] = self.loop.create_future()
         self.pending.setdefault(sql, {}).setdefault(key, []).append(future)
         with self.lock:
@@ -233,7 +240,7 @@ def _settle(waiters: _Waiters, *, error: BaseException) -> None:
     for futures in waiters.values():
         for future in futures:
             if not future.done():
-                future.set_exception(_Failed(error))
+                future.set_exception(BatchFailed(error))
 
 
 async def _close(connection: Any) -> None:
