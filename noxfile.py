@@ -81,6 +81,14 @@ def _install(
     stamp.write_text(wanted, encoding="utf-8")
 
 
+def _run_suite(session: nox.Session) -> None:
+    """The whole suite (or the pytest arguments after ``--``) on the session's Python."""
+    _install(session, "test")
+    session.run(
+        "python", "-m", "pytest", "-n", _workers(), "-p", "no:cacheprovider", *session.posargs
+    )
+
+
 def _workers() -> str:
     """One pytest-xdist worker per core, plus one: much of the suite waits on subprocesses,
     servers and a browser, and the extra worker fills that time."""
@@ -94,10 +102,7 @@ def tests(session: nox.Session) -> None:
     ``scripts/dev.py test``; arguments after ``--`` go to pytest. Coverage is
     the ``coverage`` session (``.ci/run`` and the workflow run both).
     """
-    _install(session, "test")
-    session.run(
-        "python", "-m", "pytest", "-n", _workers(), "-p", "no:cacheprovider", *session.posargs
-    )
+    _run_suite(session)
 
 
 @nox.session
@@ -117,10 +122,7 @@ def coverage(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def suite(session: nox.Session) -> None:
     """The suite on one Python, on every core, without coverage."""
-    _install(session, "test")
-    session.run(
-        "python", "-m", "pytest", "-n", _workers(), "-p", "no:cacheprovider", *session.posargs
-    )
+    _run_suite(session)
 
 
 @nox.session(python=False)
