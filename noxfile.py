@@ -85,14 +85,19 @@ def _run_suite(session: nox.Session) -> None:
     """The whole suite (or the pytest arguments after ``--``) on the session's Python."""
     _install(session, "test")
     session.run(
-        "python", "-m", "pytest", "-n", _workers(), "-p", "no:cacheprovider", *session.posargs
+        "python", "-m", "pytest", *_xdist(), "-p", "no:cacheprovider", *session.posargs
     )
 
 
-def _workers() -> str:
-    """One pytest-xdist worker per core, plus one: much of the suite waits on subprocesses,
-    servers and a browser, and the extra worker fills that time."""
-    return str((os.cpu_count() or 1) + 1)
+def _xdist() -> list[str]:
+    """One pytest-xdist worker per core, plus one, sharing the work by stealing.
+
+    The extra worker fills the time much of the suite spends waiting on subprocesses,
+    servers and a browser. Work stealing ends the run about 10 s sooner than xdist's
+    default ``load`` mode, whose last tests queue behind one busy worker (151-154 s
+    against 165 s on 2 cores; ``-n 4`` took 160 s).
+    """
+    return ["-n", str((os.cpu_count() or 1) + 1), "--dist", "worksteal"]
 
 
 @nox.session
@@ -114,7 +119,7 @@ def coverage(session: nox.Session) -> None:
     _install(session, "test")
     for stale in ROOT.glob(".coverage*"):
         stale.unlink()
-    session.run("coverage", "run", "-m", "pytest", "-n", _workers(), *session.posargs)
+    session.run("coverage", "run", "-m", "pytest", *_xdist(), *session.posargs)
     session.run("coverage", "combine", "-q")
     session.run("coverage", "report", "--skip-covered")
 

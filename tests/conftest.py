@@ -26,8 +26,10 @@ BACKENDS = ["sqlite-memory", "sqlite-file", "postgres", "fake"]
 SQL_BACKENDS = ["sqlite-memory", "sqlite-file", "postgres"]
 
 # The longest tests (10-30 s each under coverage on two cores), longest first. They start
-# the run, so that under xdist (which hands tests out in this order, alternating between
-# workers) none of them is left running alone at the end. Any other order is unchanged.
+# the run, so that none of them is left running alone at the end: xdist's work stealing
+# (the noxfile's ``--dist worksteal``) hands each worker a contiguous share of this order
+# and lets idle workers steal from the *tail* of a busy worker's queue, so these stay at
+# the head of the first worker's queue and run first. Any other order is unchanged.
 LONGEST_FIRST = (
     "test_fastapi_races.py::test_no_5xx_and_no_surviving_session_under_races",
     "test_openapi_schemathesis.py::",
