@@ -158,6 +158,25 @@ def test_token_reuse_is_a_warning_with_the_ids(
     assert {r.levelno for r in audit if r is not warning} == {logging.INFO}
 
 
+@pytest.mark.parametrize("route", ["/auth/me", "/auth/sessions"])
+def test_a_rotated_away_cookie_on_a_protected_route_is_a_token_reuse_event(
+    client: TestClient, recorder: Recorder, route: str
+) -> None:
+    """Not only /refresh: a stolen cookie replayed on any protected route is reported."""
+    client.post("/auth/register", json=ACCOUNT)
+    pair = client.post("/auth/login", json=ACCOUNT).json()
+    user_id = client.get("/auth/me").json()["id"]
+    session_id = next(s["id"] for s in client.get("/auth/sessions").json() if s["current"])
+    stolen = client.cookies["authcore_session"]
+    assert client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]}).is_success
+    client.cookies.clear()
+    recorder.events.clear()
+    client.cookies["authcore_session"] = stolen
+    assert client.get(route).status_code == 401
+    [event] = recorder.events
+    assert (event.kind, event.user_id, event.session_id) == ("token_reuse", user_id, session_id)
+
+
 def test_no_event_or_audit_line_carries_a_secret(
     client: TestClient, auth: AuthCore, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -326,6 +326,22 @@ async def test_reuse_revokes_the_whole_family(store: BaseSessionStore) -> None:
     assert (await store.validate(bystander)).user_id == "u"
 
 
+async def test_a_reuse_names_its_user_and_session(store: BaseSessionStore) -> None:
+    """For the audit log: ``TokenReuseError`` says whose token it was, on every path."""
+    first = await store.create_session("alice")
+    session_id = (await store.validate(first)).id
+    await store.rotate(first)
+    for attempt in (store.validate, store.rotate):
+        with exactly(TokenReuseError) as caught:
+            await attempt(first)
+        assert (caught.value.user_id, caught.value.session_id) == ("alice", session_id)
+    joined = getattr(store, "validate_with_user", None)  # the FastAPI dependencies' read
+    if joined is not None:
+        with exactly(TokenReuseError) as caught:
+            await joined(first)
+        assert (caught.value.user_id, caught.value.session_id) == ("alice", session_id)
+
+
 async def test_reuse_through_get_session_and_rotate(store: BaseSessionStore) -> None:
     first = await store.create_session("u")
     second = await store.rotate(first)

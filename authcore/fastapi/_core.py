@@ -241,6 +241,7 @@ class AuthCore:
             users=self.users,
             origins=self.origins,
             login_page_url=login_page_url,
+            events=self.events,
         )
         self.principal = self.credentials.principal
         self.current_session = self.credentials.current_session

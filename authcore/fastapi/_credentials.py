@@ -16,8 +16,9 @@ from typing import Annotated, Literal
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 
-from authcore.errors import InvalidTokenError, StorageError
+from authcore.errors import InvalidTokenError, StorageError, TokenReuseError
 from authcore.fastapi._csrf import UNSAFE_METHODS, OriginCheck
+from authcore.fastapi._events import Events
 from authcore.fastapi._forms import login_required
 from authcore.fastapi._http import Principal, csrf_refused, seconds_until, unauthorized, unavailable
 from authcore.fastapi._stores import SessionBackend, UserBackend
@@ -147,8 +148,10 @@ class Credentials:
         users: UserBackend,
         origins: OriginCheck,
         login_page_url: str | None = None,
+        events: Events | None = None,
     ) -> None:
         self.transport = transport
+        self.events = Events() if events is None else events
         self.login_page_url = login_page_url
         self.jwt = jwt
         self.sessions = sessions
@@ -261,7 +264,11 @@ class Credentials:
     async def _resolve_outcome(self, request: Request, bearer: str | None) -> Outcome:
         try:
             principal = await self.resolve(request, bearer)
-        except InvalidTokenError:
+        except InvalidTokenError as exc:
+            if isinstance(exc, TokenReuseError):  # a stolen cookie, likely; its family is revoked
+                await self.events.emit(
+                    "token_reuse", request, user_id=exc.user_id, session_id=exc.session_id
+                )
             by_cookie = bearer is None or self.transport.mode == "cookie"
             return Outcome(error=unauthorized(), cookie_failed=by_cookie)
         except StorageError:

@@ -139,7 +139,7 @@ class SessionStore(SqlIssuing):
             if status is Status.REUSED:
                 async with write_transaction(self.engine) as conn:
                     await self._revoke_family(conn, row.family_id, now)
-        raise error_for(status)
+        raise error_for(status, row)
 
     @uncancellable
     async def revoke(self, token: str) -> bool:

@@ -109,7 +109,7 @@ class SqlJoinedReads(SqlMaintenance):
         if status is Status.REUSED:
             with storage_errors(action):
                 await run_to_completion(self._revoke_reused(row.family_id, now))
-        raise error_for(status)
+        raise error_for(status, row)
 
     async def _revoke_reused(self, family_id: str, now: datetime) -> None:
         async with write_transaction(self.engine) as conn:
