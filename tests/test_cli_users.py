@@ -145,6 +145,25 @@ def test_usage_errors_exit_2_and_change_nothing(db: Path) -> None:
     assert json.loads(users(db, "list", "--json").stdout) == []
 
 
+def test_a_password_typed_as_an_argument_is_never_repeated(db: Path) -> None:
+    """Usage errors name unknown options but never echo a value: it may be a password."""
+    env = clean_env(AUTHCORE_DATABASE_URL=sqlite_url(db))
+    cases = [
+        ["users", "create", "alice", PASSWORD],
+        ["users", "set-password", "alice", "--password", PASSWORD],
+        ["users", "create", f"--password-stdin={PASSWORD}", "alice"],
+        ["hash-password", PASSWORD],
+        ["stats", f"--password={PASSWORD}"],
+    ]
+    for args in cases:
+        error = assert_one_line_error(authcore_here(*args, cwd=db.parent, env=env), 2)
+        assert "not shown" in error, args
+        assert PASSWORD.split()[0] not in error, args  # not even a word of it
+    error = assert_one_line_error(authcore_here("stats", "--frob", cwd=db.parent, env=env), 2)
+    assert "unrecognized arguments: --frob (see" in error
+    assert json.loads(users(db, "list", "--json").stdout) == []
+
+
 def test_set_password_revokes_sessions(db: Path) -> None:
     assert users(db, "create", "alice", "--password-stdin", stdin=PASSWORD).returncode == 0
     log_in(db, "alice", times=3)

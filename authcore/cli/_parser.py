@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -15,10 +16,38 @@ DEMO_DATABASE = "authcore-demo.db"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors as one line on stderr and exit status 2."""
+    """argparse, with usage errors as one line on stderr and exit status 2.
+
+    A usage error never repeats a value the user typed where none belongs: that
+    is where a password typed as an argument would end up (``authcore users
+    create alice hunter2``), and stderr goes to terminals' scrollback and CI logs.
+    """
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            self.error(_unrecognized(extra))
+        return parsed
 
     def error(self, message: str) -> NoReturn:
+        message = _EXPLICIT.sub(r"\1(not shown)", message)
         self.exit(2, f"authcore: error: {message} (see `{self.prog} --help`)\n")
+
+
+# "argument --password-stdin: ignored explicit argument 'hunter2'", from --password-stdin=...
+_EXPLICIT = re.compile(r"(ignored explicit argument )'.*'", re.DOTALL)
+
+
+def _unrecognized(extra: Sequence[str]) -> str:
+    """Name unknown options (up to any ``=``); count the values, never show them."""
+    options = [word.partition("=")[0] + ("=(not shown)" if "=" in word else "")
+               for word in extra if word.startswith("-") and word != "-"]  # fmt: skip
+    values = len(extra) - len(options)
+    parts = options + ([f"{values} value{'s' if values > 1 else ''} not shown"] if values else [])
+    hint = " (a password is never an argument: it is read from a prompt or --password-stdin)"
+    return "unrecognized arguments: " + ", ".join(parts) + (hint if values else "")
 
 
 class _Version(argparse.Action):
