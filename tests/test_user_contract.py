@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import text
 
 from authcore import (
     InvalidTokenError,
@@ -395,6 +396,32 @@ async def test_a_reset_refuses_every_other_reset_token(users: BaseUserStore) -> 
     await users.reset_password(bobs, "bob's new")  # other users' tokens are unaffected
 
 
+async def test_a_user_holds_at_most_five_tokens_of_each_purpose(
+    users: BaseUserStore, clock: FakeClock
+) -> None:
+    """A flood of "forgot password" requests cannot grow the store: the oldest go."""
+    user = await users.create_user("alice", "pw")
+    await users.set_email(user.id, "alice@example.com")
+    resets, verifies = [], []
+    for _ in range(7):
+        resets.append(await users.make_reset_token(user.id))
+        verifies.append(await users.make_verify_token(user.id))
+        clock.advance(seconds=1)
+    if isinstance(users, UserStore):  # the table holds five of each, no more
+        async with users.engine.connect() as conn:
+            count = await conn.scalar(text("SELECT count(*) FROM authcore_user_tokens"))
+        assert count == 10
+    for dropped in resets[:2]:
+        with pytest.raises(InvalidTokenError):
+            await users.reset_password(dropped, "new")
+    for dropped in verifies[:2]:
+        with pytest.raises(InvalidTokenError):
+            await users.verify_email(dropped)
+    assert (await users.verify_email(verifies[2])).is_verified  # the five newest still work
+    await users.reset_password(resets[2], "new")
+    assert await users.authenticate("alice", "new") is not None
+
+
 async def test_any_password_change_refuses_reset_tokens(users: BaseUserStore) -> None:
     user = await users.create_user("alice", "pw")
     token = await users.make_reset_token(user.id)
@@ -585,8 +612,8 @@ async def test_tokens_and_passwords_never_leak(users: BaseUserStore) -> None:
         with pytest.raises(InvalidTokenError) as caught:
             await call()
         texts.append(str(caught.value))
-    for text in texts:
-        assert SECRET not in text
-        assert reset not in text
-        assert verify not in text
-        assert reset[6:20] not in text
+    for message in texts:
+        assert SECRET not in message
+        assert reset not in message
+        assert verify not in message
+        assert reset[6:20] not in message

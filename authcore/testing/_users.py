@@ -12,7 +12,7 @@ from authcore.errors import UserExistsError
 from authcore.passwords import PasswordHasher
 from authcore.policy import PasswordPolicy
 from authcore.users._base import DEFAULT_POLICY, BaseUserStore
-from authcore.users._model import Account, Purpose, TokenRecord
+from authcore.users._model import MAX_TOKENS_PER_PURPOSE, Account, Purpose, TokenRecord
 
 __all__ = ["InMemoryUserStore"]
 
@@ -122,6 +122,14 @@ class InMemoryUserStore(BaseUserStore):
         for digest, other in list(self._tokens.items()):
             if other.user_id == record.user_id and other.expires_at <= record.created_at:
                 del self._tokens[digest]
+        same = [
+            other
+            for other in self._tokens.values()
+            if (other.user_id, other.purpose) == (record.user_id, record.purpose)
+        ]
+        same.sort(key=lambda other: (other.created_at, other.token_hash), reverse=True)
+        for other in same[MAX_TOKENS_PER_PURPOSE - 1 :]:
+            del self._tokens[other.token_hash]
         self._tokens[record.token_hash] = record
 
     async def _get_token(self, token_hash: str) -> TokenRecord | None:

@@ -50,6 +50,9 @@ _FORBIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 _TOKEN_RE: Final = re.compile(r"(reset|verify)_[0-9a-f]{64}")
 
 Purpose = Literal["reset", "verify"]
+#: A user holds at most this many unexpired tokens of each purpose: making one more
+#: drops the oldest, so a flood of "forgot password" requests cannot grow the table.
+MAX_TOKENS_PER_PURPOSE: Final = 5
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from authcore.errors import UserExistsError
 from authcore.passwords import PasswordHasher
 from authcore.policy import PasswordPolicy
 from authcore.users._base import DEFAULT_POLICY, BaseUserStore
-from authcore.users._model import Account, Purpose, TokenRecord
+from authcore.users._model import MAX_TOKENS_PER_PURPOSE, Account, Purpose, TokenRecord
 from authcore.users._table import user_tokens_table as k
 from authcore.users._table import users_table as t
 
@@ -177,6 +177,14 @@ class UserStore(BaseUserStore):
                         k.c.user_id == record.user_id, k.c.expires_at <= record.created_at
                     )
                 )
+                same = (k.c.user_id == record.user_id, k.c.purpose == record.purpose)
+                newest = (
+                    select(k.c.token_hash)
+                    .where(*same)
+                    .order_by(k.c.created_at.desc(), k.c.token_hash.desc())
+                    .limit(MAX_TOKENS_PER_PURPOSE - 1)
+                )
+                await conn.execute(delete(k).where(*same, k.c.token_hash.not_in(newest)))
                 await conn.execute(insert(k).values(**values))
 
     @uncancellable

@@ -48,7 +48,8 @@ class OneTimeTokens(ABC):
 
     @abstractmethod
     async def _add_token(self, record: TokenRecord) -> None:
-        """Store *record*, deleting the user's expired tokens."""
+        """Store *record*, deleting the user's expired tokens and, of *record*'s purpose,
+        all but the newest ``MAX_TOKENS_PER_PURPOSE - 1`` others."""
 
     @abstractmethod
     async def _get_token(self, token_hash: str) -> TokenRecord | None:
