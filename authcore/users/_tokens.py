@@ -104,6 +104,7 @@ class OneTimeTokens(ABC):
         Only the token's SHA-256 is stored, bound to the user's current
         password hash: any password change, including a reset with another
         of the user's tokens, makes it obsolete. Send it to the user; never log it.
+        A user holds at most five unexpired reset tokens: a sixth drops the oldest.
 
         Raises:
             TypeError, ValueError: *ttl* is not a positive ``timedelta``.
@@ -151,7 +152,8 @@ class OneTimeTokens(ABC):
         """Return a one-time token that confirms the user's current email address.
 
         Only the token's SHA-256 is stored, bound to that address: after an
-        email change the token is refused.
+        email change the token is refused. A user holds at most five unexpired
+        verification tokens: a sixth drops the oldest.
 
         Raises:
             TypeError, ValueError: *ttl* is not a positive ``timedelta``.
