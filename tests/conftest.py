@@ -50,7 +50,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_start_rank)  # stable: each group keeps its collection order
 
 
-def _require_postgres() -> None:
+def require_postgres() -> None:
     if find_pg_bin() is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL server binaries are missing: CI must run the PostgreSQL tests")
@@ -60,7 +60,7 @@ def _require_postgres() -> None:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL per test session (per xdist worker)."""
-    _require_postgres()
+    require_postgres()
     server = PostgresServer()
     server.start()
     server.create_database("authcore_test")
@@ -97,7 +97,7 @@ async def new_engine(backend: str, request: pytest.FixtureRequest, folder: Path)
     elif backend == "sqlite-file":
         engine = create_engine(f"sqlite+aiosqlite:///{folder / 'authcore.db'}")
     else:
-        _require_postgres()
+        require_postgres()
         server: PostgresServer = request.getfixturevalue("postgres_server")
         return await _fresh_postgres_engine(server.url("authcore_test"))
     await create_schema(engine)

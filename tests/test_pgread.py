@@ -32,7 +32,7 @@ from authcore import (
 )
 from authcore.db import _pgread
 
-from .conftest import _require_postgres, assert_no_checked_out
+from .conftest import assert_no_checked_out, require_postgres
 from .pgserver import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -247,7 +247,7 @@ async def test_a_server_error_is_a_storage_error_and_keeps_the_connection(
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[PostgresServer]:
     """A server for this module alone: stopping it disturbs no other test."""
-    _require_postgres()
+    require_postgres()
     with PostgresServer() as server:
         yield server
 

@@ -37,7 +37,7 @@ from authcore import (
 from authcore.db._engine import ASYNCPG_COMMAND_TIMEOUT, ASYNCPG_CONNECT_TIMEOUT
 from authcore.sessions._table import sessions_table
 
-from .conftest import _require_postgres, assert_no_checked_out
+from .conftest import assert_no_checked_out, require_postgres
 from .pgserver import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -302,7 +302,7 @@ async def test_command_timeout_bounds_a_wait_after_cancellation(
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[PostgresServer]:
     """A server for this module alone: stopping it disturbs no other test."""
-    _require_postgres()
+    require_postgres()
     with PostgresServer() as server:
         yield server
 
