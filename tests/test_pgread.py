@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from authcore import (
     InvalidTokenError,
@@ -240,6 +240,30 @@ async def test_a_server_error_is_a_storage_error_and_keeps_the_connection(
         async with engine.begin() as conn:
             await conn.execute(text("ALTER TABLE moved RENAME TO authcore_sessions"))
         assert (await store.validate_with_user(issued.token))[0].user_id == "alice"
+    finally:
+        assert await dispose_engine(engine)
+
+
+async def test_an_engine_of_its_own_reads_through_the_pool_with_the_same_errors(
+    postgres_database: str,
+) -> None:
+    """An engine not made by ``create_engine`` has no dedicated connection: the read goes
+    through the pool, and a server error reads as it does on the dedicated connection."""
+    engine = create_async_engine(postgres_database)
+    try:
+        await create_schema(engine)
+        store = SessionStore(engine)
+        issued = await store.issue_session("alice")
+        assert (await store.validate_with_user(issued.token))[0].user_id == "alice"
+        assert _pgread.batched_reader(engine) is None
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE authcore_sessions RENAME TO moved"))
+        with pytest.raises(StorageError) as info:
+            await store.validate_with_user(issued.token)
+        message = "database error while validating a session: UndefinedTableError"
+        assert str(info.value) == message
+        assert isinstance(info.value.__cause__, asyncpg.PostgresError)
+        assert_no_checked_out(engine)
     finally:
         assert await dispose_engine(engine)
 

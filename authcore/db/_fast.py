@@ -44,7 +44,6 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authcore.db._pgread import BatchFailed, batched_reader, storage_error
-from authcore.errors import StorageError
 
 __all__ = ["FastSelect", "close_inline_reader"]
 
@@ -204,8 +203,11 @@ class FastSelect:
             raise storage_error(failed.cause, action) from failed.cause
         return [] if raw is None else [self._row(self._compile(dialect), raw)]
 
-    async def fetch(self, engine: AsyncEngine, key: str) -> list[Any]:
-        """The rows, read through the pool (run it inside run_to_completion)."""
+    async def fetch(self, engine: AsyncEngine, key: str, action: str) -> list[Any]:
+        """The rows, read through the pool (run it inside run_to_completion).
+
+        *action* names the read in a ``StorageError`` ("validating a session").
+        """
         params = {"key": key}
         # engine.connect() closed inline, as read_connection does (that module imports this one).
         conn = await engine.connect()
@@ -224,7 +226,7 @@ class FastSelect:
             except Exception as exc:  # asyncpg's own errors are not DB-API ones
                 if driver.is_closed():
                     await conn.invalidate()  # not back into the pool
-                raise StorageError(f"database error: {type(exc).__name__}") from exc
+                raise storage_error(exc, action) from exc
         finally:
             await conn.close()
         return [self._row(compiled, row) for row in raw]

@@ -75,7 +75,7 @@ class SqlJoinedReads(SqlMaintenance):
             rows = await query.try_batched(self.engine, key, action)
         if rows is None:
             with storage_errors(action):
-                rows = await run_to_completion(query.fetch(self.engine, key))
+                rows = await run_to_completion(query.fetch(self.engine, key, action))
         return rows[0] if rows else None
 
     async def _touched(self, row: Any, now: datetime, action: str) -> datetime | None:
