@@ -14,10 +14,10 @@
 3. the failure or success is recorded, and reported as an audit event.
 
 The check also hands out a :class:`~authcore.users._receipt.LoginReceipt`:
-once the login's session exists, the login keeps it only if
-the verified password is still the user's (a password change that raced the
-login leaves the old password no session), and otherwise answers exactly as
-a wrong password does.
+once its session exists, the login keeps it only if the verified password is
+still the user's (a password change that raced the login leaves the old
+password no session); otherwise :meth:`LoginGuard.refuse` answers exactly as
+for a wrong password.
 """
 
 import asyncio
