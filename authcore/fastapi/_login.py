@@ -12,6 +12,12 @@
    which answers 503 with ``Retry-After`` at once when the hashing queue is
    full (:class:`~authcore.errors.HasherBusyError`);
 3. the failure or success is recorded, and reported as an audit event.
+
+The check also hands out a :class:`~authcore.users._receipt.LoginReceipt`:
+once its session exists, the login keeps it only if the verified password is
+still the user's (a password change that raced the login leaves the old
+password no session); otherwise :meth:`LoginGuard.refuse` answers exactly as
+for a wrong password.
 """
 
 import asyncio
@@ -29,6 +35,7 @@ from authcore.fastapi._stores import UserBackend
 from authcore.passwords import PasswordHasher
 from authcore.throttle import MAX_IP_LENGTH, LoginThrottle
 from authcore.users import User
+from authcore.users._receipt import LoginReceipt, watch_logins
 
 __all__ = ["THROTTLED", "LoginGuard", "unless_disconnected"]
 
@@ -64,6 +71,14 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> tuple[boo
     return True, task.result()
 
 
+def _address(request: Request) -> str | None:
+    """The client's address as the throttle counts it."""
+    ip, _ = client_of(request)
+    if ip is not None and len(ip) > MAX_IP_LENGTH:
+        return None  # no address a socket reports; counted by username only
+    return ip
+
+
 def _forget(task: "asyncio.Future[Any]") -> None:
     if not task.cancelled():
         task.exception()  # retrieved: no "exception was never retrieved" warning
@@ -94,17 +109,17 @@ class LoginGuard:
         self.events = events
         self.flow = flow
 
-    async def check(self, request: Request, form: Body[LoginBody]) -> User | Response:
-        """The user whose password matched, or the answer to send instead.
+    async def check(
+        self, request: Request, form: Body[LoginBody]
+    ) -> tuple[User, LoginReceipt] | Response:
+        """The user whose password matched with its receipt, or the answer to send instead.
 
         Raises:
             HTTPException: 401 (wrong credentials, for a JSON client), 429
                 (throttled), 503 (hashing queue full, or the database failed).
         """
         username, password = form.value.username, form.value.password
-        ip, _ = client_of(request)
-        if ip is not None and len(ip) > MAX_IP_LENGTH:
-            ip = None  # no address a socket reports; counted by username only
+        ip = _address(request)
         if self.hasher is not None and self.hasher.busy():
             raise busy(HasherBusyError())  # shed before any database work
         async with http_errors():
@@ -117,24 +132,40 @@ class LoginGuard:
             if await request.is_disconnected():
                 raise busy(HasherBusyError())  # nobody is listening; nothing is hashed
             try:
-                finished, user = await unless_disconnected(
-                    request, self.users.authenticate(username, password)
-                )
+                with watch_logins() as receipt:  # the task made inside carries the receipt
+                    finished, user = await unless_disconnected(
+                        request, self.users.authenticate(username, password)
+                    )
             except PasswordPolicyError:
                 finished, user = True, None  # e.g. an over-long password: a wrong one
             if not finished:
                 raise busy(HasherBusyError())  # the client left: the answer goes nowhere
             if user is None:
-                if self.throttle is not None:
-                    await self.throttle.record_failure(username, ip)
-                await self.events.emit("login_failed", request)
-                back = failed_login(self.flow, form.next)
-                if back is not None:
-                    return back
-                raise unauthorized(BAD_LOGIN)
+                return await self._failed(request, form, ip)
             if self.throttle is not None:
                 await self.throttle.record_success(username, ip)
-        return user
+        return user, receipt
+
+    async def refuse(self, request: Request, form: Body[LoginBody]) -> Response:
+        """Answer a login whose password changed (or whose user was deactivated)
+        after it was verified: as a wrong password is answered.
+
+        The caller has revoked the session it made. Recorded as a failure.
+
+        Raises:
+            HTTPException: 401 for a JSON client; 503 when the database failed.
+        """
+        async with http_errors():
+            return await self._failed(request, form, _address(request))
+
+    async def _failed(self, request: Request, form: Body[LoginBody], ip: str | None) -> Response:
+        if self.throttle is not None:
+            await self.throttle.record_failure(form.value.username, ip)
+        await self.events.emit("login_failed", request)
+        back = failed_login(self.flow, form.next)
+        if back is not None:
+            return back
+        raise unauthorized(BAD_LOGIN)
 
     def _throttled(self, exc: LoginThrottledError, next_page: str | None) -> Response:
         url = self.flow.login_page_url

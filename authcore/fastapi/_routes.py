@@ -142,11 +142,15 @@ def build_router(
                     info = RegisteredSession(**info.model_dump(), **pair.model_dump())
         return finish(flow, form.next, response, info)
 
-    async def start_session(request: Request, user: User) -> IssuedSession:
+    async def new_session(request: Request, user: User) -> IssuedSession:
         """A new session for *user*, replacing the one the request came with."""
         await revoke_presented(request)
         ip, user_agent = client_of(request)
-        issued = await auth.sessions.issue_session(user.id, ip=ip, user_agent=user_agent)
+        return await auth.sessions.issue_session(user.id, ip=ip, user_agent=user_agent)
+
+    async def start_session(request: Request, user: User) -> IssuedSession:
+        """:func:`new_session`, reported as a ``login`` event."""
+        issued = await new_session(request, user)
         await events.emit("login", request, user_id=user.id, session_id=issued.session.id)
         return issued
 
@@ -167,16 +171,28 @@ def build_router(
         ``login_page_url?error=invalid&next=...`` (when set). Too many recent
         failures for the username or the address: 429 with ``Retry-After``
         (a browser: ``?error=throttled``); too many logins waiting for
-        password hashing: 503 with ``Retry-After``, at once.
+        password hashing: 503 with ``Retry-After``, at once. A login that
+        verified a password which a concurrent change replaced (or whose user
+        was deactivated) before its session existed fails as a wrong password
+        does, and leaves no session.
         """
         auth.origins.check(request)  # login CSRF: a cross-site form must not log you in
         form = await browser_body(auth.origins, request, LoginBody)
         checked = await guard.check(request, form)
         if isinstance(checked, Response):
             return checked
-        user = checked
+        user, receipt = checked
         async with http_errors():
-            issued = await start_session(request, user)
+            issued = await new_session(request, user)
+            # A password change sets the hash, then revokes sessions: this session was
+            # either revoked, or the re-read sees the new hash (see users/_receipt.py).
+            kept = await receipt.still_current(user.id)
+            if kept:
+                await events.emit("login", request, user_id=user.id, session_id=issued.session.id)
+            else:
+                await auth.sessions.revoke(issued.token)
+        if not kept:
+            return await guard.refuse(request, form)
         pair = token_pair(response, issued)
         answer = UserInfo.of(user) if cookie_only else pair
         return finish(flow, form.next, response, answer)

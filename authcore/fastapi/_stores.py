@@ -72,7 +72,13 @@ class SessionBackend(Protocol):
 
 
 class UserBackend(Protocol):
-    """The user store methods the integration calls."""
+    """The user store methods the integration calls.
+
+    ``/login`` re-checks, once its session exists, that the password it
+    verified is still the user's (see :mod:`authcore.users._receipt`); only a
+    :class:`~authcore.BaseUserStore` whose ``authenticate`` runs takes part.
+    Another store's logins are not re-checked.
+    """
 
     async def create_user(self, username: str, password: str, *, email: str | None = None) -> User:
         """Create a user; ``UserExistsError``, ``PasswordPolicyError``.

@@ -29,6 +29,7 @@ from authcore.users._model import (
     check_username,
     lookup_key,
 )
+from authcore.users._receipt import fingerprint, note_verified
 from authcore.users._tokens import OneTimeTokens
 
 __all__ = ["DEFAULT_POLICY", "BaseUserStore"]
@@ -121,6 +122,13 @@ class BaseUserStore(OneTimeTokens):
             await asyncio.to_thread(self.policy.check, password, username=username)
         return await self.hasher.hash(password)
 
+    async def _current_fingerprint(self, user_id: str) -> str | None:
+        """The fingerprint of the user's current hash; ``None`` if gone or inactive."""
+        account = await self._load("id", user_id)
+        if account is None or not account.is_active:
+            return None
+        return fingerprint(account.password_hash)
+
     async def _waste_a_verification(self, password: str, hashed: str | None) -> None:
         """Spend what checking a wrong password costs, so failures all look alike."""
         if hashed is None:
@@ -197,7 +205,13 @@ class BaseUserStore(OneTimeTokens):
         if not matched:
             return None
         updated = await self._record_login(account.id, self._now(), account.password_hash, new_hash)
-        return None if updated is None else updated.user()
+        if updated is None:
+            return None
+        # The hash this login vouches for: the upgrade, if it was written (see _receipt.py).
+        upgraded = new_hash is not None and updated.password_hash == new_hash
+        verified = new_hash if upgraded and new_hash is not None else account.password_hash
+        note_verified(account.id, verified, self._current_fingerprint)
+        return updated.user()
 
     async def get_user(self, user_id: UserId) -> User | None:
         """Return the user with that id, active or not, or ``None``.
