@@ -84,9 +84,7 @@ def _install(
 def _run_suite(session: nox.Session) -> None:
     """The whole suite (or the pytest arguments after ``--``) on the session's Python."""
     _install(session, "test")
-    session.run(
-        "python", "-m", "pytest", *_xdist(), "-p", "no:cacheprovider", *session.posargs
-    )
+    session.run("python", "-m", "pytest", *_xdist(), "-p", "no:cacheprovider", *session.posargs)
 
 
 def _xdist() -> list[str]:
