@@ -173,16 +173,20 @@ def test_create_schema_knows_every_module_that_defines_a_table() -> None:
     assert run_fresh(code) == run_fresh(loaded) == [str(ALL_TABLES)]
 
 
+def _aiosqlite_workers() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if "_connection_worker" in t.name}
+
+
 async def test_unreachable_database_is_a_storage_error(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    others = _aiosqlite_workers()  # other tests' engines still open in this process
     try:
         with pytest.raises(StorageError) as info:
             await create_schema(engine)
         assert info.value.__cause__ is not None
         # aiosqlite's worker thread is gone before the error reaches us, so it can
         # never reply to an event loop that has closed in the meantime.
-        workers = [t for t in threading.enumerate() if "_connection_worker" in t.name]
-        assert workers == []
+        assert _aiosqlite_workers() - others == set()
     finally:
         await dispose_engine(engine)
 
