@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 from fastapi import FastAPI
 
-from authcore import PasswordHasher, User, UserStore, create_engine
+from authcore import PasswordHasher, User, UserStore, create_engine, dispose_engine
 from authcore.fastapi import AuthCore
 from authcore.testing import InMemorySessionStore, InMemoryUserStore, fast_hasher
 from authcore.users._receipt import watch_logins
@@ -87,16 +88,26 @@ class GatedInMemoryUserStore(InMemoryUserStore):
         return user
 
 
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory"]
+
+
+def database_url(store: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new database for *store*: a SQLite file, or a fresh PostgreSQL database."""
+    if store == "postgres":
+        return str(request.getfixturevalue("postgres_database"))
+    return f"sqlite+aiosqlite:///{tmp_path / 'race.db'}"
+
+
 def build(store: str, where: str, gate: Gate, url: str, **kw: Any) -> AuthCore:
-    """An app on *store* (``sqlite`` or ``memory``) that stops logins at *where*."""
+    """An app on *store* (``sqlite``, ``postgres`` or ``memory``) that stops logins at *where*."""
     kw.update(secret_key=SECRET, cookie_secure=False)
     hasher = GatedHasher(gate, rounds=4) if where == "verify" else fast_hasher()
     if where == "verify":
-        if store == "sqlite":
+        if store != "memory":
             return AuthCore(database_url=url, hasher=hasher, **kw)
         users: Any = InMemoryUserStore(hasher=hasher)
         return AuthCore(sessions=InMemorySessionStore(), users=users, **kw)
-    if store == "sqlite":
+    if store != "memory":
         engine = create_engine(url)
         users = GatedUserStore(engine, hasher=hasher)
         users.gate = gate
@@ -108,16 +119,24 @@ def build(store: str, where: str, gate: Gate, url: str, **kw: Any) -> AuthCore:
 
 @asynccontextmanager
 async def serving(auth: AuthCore) -> AsyncIterator[Callable[[], httpx2.AsyncClient]]:
-    """The app running (lifespan entered); makes clients with a cookie jar each."""
+    """The app running (lifespan entered); makes clients with a cookie jar each.
+
+    Disposes the app's engine at the end, also one the test made (the lifespan
+    disposes only an engine it created; disposing twice is safe).
+    """
     app = FastAPI(lifespan=auth.lifespan)
     app.include_router(auth.router)
-    async with auth.lifespan(app):
-        transport = httpx2.ASGITransport(app=app)
+    try:
+        async with auth.lifespan(app):
+            transport = httpx2.ASGITransport(app=app)
 
-        def client() -> httpx2.AsyncClient:
-            return httpx2.AsyncClient(transport=transport, base_url="http://testserver")
+            def client() -> httpx2.AsyncClient:
+                return httpx2.AsyncClient(transport=transport, base_url="http://testserver")
 
-        yield client
+            yield client
+    finally:
+        if auth.engine is not None:
+            assert await dispose_engine(auth.engine)
 
 
 async def login(client: httpx2.AsyncClient, password: str) -> httpx2.Response:
@@ -159,7 +178,7 @@ async def by_deactivating(
     return 0
 
 
-@pytest.mark.parametrize("store", ["sqlite", "memory"])
+@pytest.mark.parametrize("store", STORES)
 @pytest.mark.parametrize("where", ["verify", "authenticated"])
 @pytest.mark.parametrize(
     "change",
@@ -167,10 +186,10 @@ async def by_deactivating(
     ids=["set_password", "route", "reset", "deactivate"],
 )
 async def test_a_login_racing_a_password_change_gets_no_session(
-    store: str, where: str, change: Change, tmp_path: Any
+    store: str, where: str, change: Change, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     gate = Gate()
-    auth = build(store, where, gate, f"sqlite+aiosqlite:///{tmp_path / 'race.db'}")
+    auth = build(store, where, gate, database_url(store, request, tmp_path))
     async with serving(auth) as client, client() as attacker, client() as victim:
         user = await auth.users.create_user("alice", OLD)
         mine = await login(victim, OLD)
