@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from authcore import PasswordHasher, User, UserStore, create_engine, dispose_engine
 from authcore.fastapi import AuthCore
 from authcore.testing import InMemorySessionStore, InMemoryUserStore, fast_hasher
+from authcore.users import BaseUserStore
 from authcore.users._receipt import watch_logins
 
 SECRET = "a-login-race-secret-key-of-sufficient-length-0123"
@@ -66,8 +67,8 @@ class GatedHasher(PasswordHasher):
         return result
 
 
-class GatedUserStore(UserStore):
-    """Stops a login after ``authenticate`` returned, before its session exists."""
+class Gated(BaseUserStore):
+    """Stops a login after ``authenticate`` returned, before its session exists (a mixin)."""
 
     gate: Gate
 
@@ -77,15 +78,12 @@ class GatedUserStore(UserStore):
         return user
 
 
-class GatedInMemoryUserStore(InMemoryUserStore):
-    """:class:`GatedUserStore`, in memory."""
+class GatedUserStore(Gated, UserStore):
+    """:class:`Gated` on the database."""
 
-    gate: Gate
 
-    async def authenticate(self, username: str, password: str) -> User | None:
-        user = await super().authenticate(username, password)
-        await self.gate.pause()
-        return user
+class GatedInMemoryUserStore(Gated, InMemoryUserStore):
+    """:class:`Gated` in memory."""
 
 
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory"]
