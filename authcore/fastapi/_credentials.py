@@ -147,11 +147,11 @@ class Credentials:
         sessions: SessionBackend,
         users: UserBackend,
         origins: OriginCheck,
+        events: Events,
         login_page_url: str | None = None,
-        events: Events | None = None,
     ) -> None:
         self.transport = transport
-        self.events = Events() if events is None else events
+        self.events = events
         self.login_page_url = login_page_url
         self.jwt = jwt
         self.sessions = sessions

@@ -207,9 +207,11 @@ class BaseUserStore(OneTimeTokens):
         updated = await self._record_login(account.id, self._now(), account.password_hash, new_hash)
         if updated is None:
             return None
-        # The hash this login vouches for: the upgrade, if it was written (see _receipt.py).
-        upgraded = new_hash is not None and updated.password_hash == new_hash
-        verified = new_hash if upgraded and new_hash is not None else account.password_hash
+        # The hash this login vouches for: the one it checked, or the upgrade if that was
+        # written (not simply updated's: a concurrent change may stand there; see _receipt.py).
+        verified = account.password_hash
+        if new_hash is not None and updated.password_hash == new_hash:
+            verified = new_hash
         note_verified(account.id, verified, self._current_fingerprint)
         return updated.user()
 
